@@ -6,7 +6,8 @@ export default defineConfig({
     // Model builds and onnxruntime sessions are CPU-heavy; two cores means two workers.
     pool: 'forks',
     poolOptions: { forks: { maxForks: 2, minForks: 1 } },
-    testTimeout: 0,
-    hookTimeout: 0,
+    // A safety net against hangs only; speed is measured in bench/, never asserted here.
+    testTimeout: 600_000,
+    hookTimeout: 600_000,
   },
 });
