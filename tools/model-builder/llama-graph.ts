@@ -1,0 +1,297 @@
+// The GraphProto of a Llama-family decoder in one of two public export layouts: Hugging Face
+// Optimum / transformers.js (plain ONNX ops, growing KV cache) or onnxruntime-genai (GroupQueryAttention).
+import { GraphBuilder } from './graph-builder.js';
+import { DataType, type ExternalDataWriter, type GraphProto, attrFloat, attrInt, attrInts, valueInfo } from './onnx-writer.js';
+import { type QuantBits, QUANT_BLOCK_SIZE, quantizeMatrix } from './quantize.js';
+import type { LlamaShape, LlamaWeightSource } from './weights.js';
+
+export type ModelLayout = 'optimum' | 'genai';
+export type ModelPrecision = 'fp32' | 'int8' | 'int4';
+
+export interface LlamaGraphOptions {
+  layout: ModelLayout;
+  precision: ModelPrecision;
+  /** Gather the last position before the final norm and lm_head: logits [batch, 1, vocab]. Default true. */
+  lastTokenLogitsOnly?: boolean;
+  /** MatMulNBits accuracy_level (0 = compute in fp32, 4 = int8 activations). Default 0. */
+  accuracyLevel?: number;
+}
+
+export class LlamaGraphError extends Error {
+  override name = 'LlamaGraphError';
+}
+
+const BITS: Record<ModelPrecision, QuantBits | undefined> = { fp32: undefined, int8: 8, int4: 4 };
+// HF masks with the most negative float32: a fully masked row then softmaxes to uniform, never NaN.
+const MASK_MIN = -3.4028234663852886e38;
+
+/** Rotary tables [contextLength, headDim/2]: angle = p * theta^(-2i/headDim), computed in float64. */
+export function rotaryTables(shape: LlamaShape): { cos: Float32Array; sin: Float32Array } {
+  const half = shape.headDim / 2;
+  const cos = new Float32Array(shape.contextLength * half);
+  const sin = new Float32Array(shape.contextLength * half);
+  for (let p = 0; p < shape.contextLength; p++) {
+    for (let i = 0; i < half; i++) {
+      const angle = p * Math.pow(shape.ropeTheta, (-2 * i) / shape.headDim);
+      cos[p * half + i] = Math.cos(angle);
+      sin[p * half + i] = Math.sin(angle);
+    }
+  }
+  return { cos, sin };
+}
+
+export function validateShape(shape: LlamaShape): void {
+  const problems: string[] = [];
+  for (const [name, k] of [
+    ['hiddenSize', shape.hiddenSize],
+    ['numHeads*headDim', shape.numHeads * shape.headDim],
+    ['intermediateSize', shape.intermediateSize],
+  ] as const) {
+    if (k % QUANT_BLOCK_SIZE !== 0) problems.push(`${name}=${k} is not a multiple of ${QUANT_BLOCK_SIZE}`);
+  }
+  if (shape.numHeads % shape.numKvHeads !== 0) problems.push('numHeads must be a multiple of numKvHeads');
+  // GroupQueryAttention with rotary requires head_size % 16 == 0.
+  if (shape.headDim % 16 !== 0) problems.push(`headDim=${shape.headDim} is not a multiple of 16`);
+  if (problems.length > 0) throw new LlamaGraphError(`invalid Llama shape: ${problems.join('; ')}`);
+}
+
+class LlamaGraph {
+  readonly g: GraphBuilder;
+  private readonly shape: LlamaShape;
+  private readonly bits: QuantBits | undefined;
+
+  constructor(
+    private readonly weights: LlamaWeightSource,
+    private readonly options: LlamaGraphOptions,
+    external: ExternalDataWriter,
+  ) {
+    this.shape = weights.shape;
+    this.bits = BITS[options.precision];
+    this.g = new GraphBuilder(`llama-${options.layout}-${options.precision}`, external);
+  }
+
+  /** x @ W for a row-major [k, n] weight: MatMul in fp32, MatMulNBits when quantized. */
+  linear(x: string, name: string, weight: Float32Array, k: number, n: number): string {
+    const g = this.g;
+    if (this.bits === undefined) {
+      return g.op1('MatMul', [x, g.weight(`${name}.weight`, [k, n], weight)]);
+    }
+    const q = quantizeMatrix(weight, k, n, this.bits);
+    const blocks = k / QUANT_BLOCK_SIZE;
+    const b = g.initializer(`${name}.weight_Q${this.bits}`, DataType.UINT8, [n, blocks, q.data.length / (n * blocks)], q.data);
+    const scales = g.initializer(`${name}.weight_scales`, DataType.FLOAT, [n * blocks], q.scales);
+    return g.op1('MatMulNBits', [x, b, scales], {
+      domain: 'com.microsoft',
+      attrs: [
+        attrInt('K', k),
+        attrInt('N', n),
+        attrInt('bits', this.bits),
+        attrInt('block_size', QUANT_BLOCK_SIZE),
+        attrInt('accuracy_level', this.options.accuracyLevel ?? 0),
+      ],
+    });
+  }
+
+  rmsNorm(x: string, name: string, weight: Float32Array): string {
+    const g = this.g;
+    return g.scope(name, () => {
+      const squared = g.op1('Pow', [x, g.float([2], [])]);
+      const meanSquare = g.op1('ReduceMean', [squared], { attrs: [attrInts('axes', [-1]), attrInt('keepdims', 1)] });
+      const rms = g.op1('Sqrt', [g.op1('Add', [meanSquare, g.float([this.shape.rmsNormEps], [])])]);
+      return g.op1('Mul', [g.op1('Div', [x, rms]), g.weight(`${name}.weight`, [this.shape.hiddenSize], weight)]);
+    });
+  }
+
+  mlp(x: string, prefix: string, layer: { gateProj: Float32Array; upProj: Float32Array; downProj: Float32Array }): string {
+    const g = this.g;
+    const { hiddenSize: e, intermediateSize: inter } = this.shape;
+    return g.scope('mlp', () => {
+      const gate = this.linear(x, `${prefix}.mlp.gate_proj`, layer.gateProj, e, inter);
+      const up = this.linear(x, `${prefix}.mlp.up_proj`, layer.upProj, e, inter);
+      const silu = g.op1('Mul', [gate, g.op1('Sigmoid', [gate])]);
+      return this.linear(g.op1('Mul', [silu, up]), `${prefix}.mlp.down_proj`, layer.downProj, inter, e);
+    });
+  }
+
+  /** Final norm and lm_head, optionally on the last position only; writes graph output `logits`. */
+  head(x: string): void {
+    const g = this.g;
+    const last = this.options.lastTokenLogitsOnly ?? true;
+    const hidden = last
+      ? g.op1('Slice', [x, g.int64([-1]), g.int64([Number.MAX_SAFE_INTEGER]), g.int64([1])])
+      : x;
+    const normed = this.rmsNorm(hidden, 'model.norm', this.weights.finalNorm());
+    const logits = this.linear(normed, 'lm_head', this.weights.lmHead(), this.shape.hiddenSize, this.shape.vocabSize);
+    g.op1('Identity', [logits], { output: 'logits' });
+    g.outputs.unshift(valueInfo('logits', DataType.FLOAT, ['batch_size', last ? 1 : 'sequence_length', this.shape.vocabSize]));
+  }
+
+  embed(): string {
+    const { vocabSize, hiddenSize } = this.shape;
+    const table = this.g.weight('model.embed_tokens.weight', [vocabSize, hiddenSize], this.weights.embedTokens());
+    return this.g.op1('Gather', [table, 'input_ids'], { attrs: [attrInt('axis', 0)] });
+  }
+
+  kvInputsAndOutputs(pastSeq: string): void {
+    const { numKvHeads, headDim, numLayers } = this.shape;
+    for (let i = 0; i < numLayers; i++) {
+      for (const kind of ['key', 'value']) {
+        this.g.inputs.push(valueInfo(`past_key_values.${i}.${kind}`, DataType.FLOAT, ['batch_size', numKvHeads, pastSeq, headDim]));
+        this.g.outputs.push(
+          valueInfo(`present.${i}.${kind}`, DataType.FLOAT, ['batch_size', numKvHeads, 'total_sequence_length', headDim]),
+        );
+      }
+    }
+  }
+}
+
+function buildOptimum(lg: LlamaGraph, shape: LlamaShape, weights: LlamaWeightSource): void {
+  const g = lg.g;
+  const { numHeads: h, numKvHeads: kv, headDim: d, hiddenSize: e } = shape;
+  const group = h / kv;
+  g.inputs.push(
+    valueInfo('input_ids', DataType.INT64, ['batch_size', 'sequence_length']),
+    valueInfo('attention_mask', DataType.INT64, ['batch_size', 'total_sequence_length']),
+    valueInfo('position_ids', DataType.INT64, ['batch_size', 'sequence_length']),
+  );
+  lg.kvInputsAndOutputs('past_sequence_length');
+
+  // Additive mask [batch, 1, 1, seq, total]: query i (absolute position past+i) sees keys 0..past+i
+  // that the attention mask does not mark as padding.
+  const mask = g.scope('attention_mask', () => {
+    const zero = g.int64([0], []);
+    const one = g.int64([1], []);
+    const seqLen = g.op1('Gather', [g.op1('Shape', ['input_ids']), one], { attrs: [attrInt('axis', 0)] });
+    const pastLen = g.op1('Gather', [g.op1('Shape', ['past_key_values.0.key']), g.int64([2], [])], {
+      attrs: [attrInt('axis', 0)],
+    });
+    const totalLen = g.op1('Add', [pastLen, seqLen]);
+    const queryPos = g.op1('Unsqueeze', [g.op1('Range', [pastLen, totalLen, one]), g.int64([1])]);
+    const keyPos = g.op1('Unsqueeze', [g.op1('Range', [zero, totalLen, one]), g.int64([0])]);
+    const causal = g.op1('LessOrEqual', [keyPos, queryPos]);
+    const notPadding = g.op1('Unsqueeze', [g.op1('Cast', ['attention_mask'], { attrs: [attrInt('to', DataType.BOOL)] }), g.int64([1, 2, 3])]);
+    const allowed = g.op1('And', [causal, notPadding]);
+    return g.op1('Where', [allowed, g.float([0], []), g.float([MASK_MIN], [])]);
+  });
+
+  // cos/sin [batch, 1, seq, headDim] from position_ids, rotate_half layout (the half table repeated).
+  const tables = rotaryTables(shape);
+  const [cos, sin] = g.scope('rotary', () =>
+    (['cos', 'sin'] as const).map((kind) => {
+      const table = g.weight(`${kind}_cache`, [shape.contextLength, d / 2], tables[kind]);
+      const half = g.op1('Gather', [table, 'position_ids'], { attrs: [attrInt('axis', 0)] });
+      const full = g.op1('Concat', [half, half], { attrs: [attrInt('axis', -1)] });
+      return g.op1('Unsqueeze', [full, g.int64([1])]);
+    }),
+  );
+  const rope = (t: string): string => {
+    const [first, second] = g.op('Split', [t], { attrs: [attrInt('axis', -1)], outputs: 2 });
+    const rotated = g.op1('Concat', [g.op1('Neg', [second]), first], { attrs: [attrInt('axis', -1)] });
+    return g.op1('Add', [g.op1('Mul', [t, cos]), g.op1('Mul', [rotated, sin])]);
+  };
+  const toHeads = (t: string, heads: number): string =>
+    g.op1('Transpose', [g.op1('Reshape', [t, g.int64([0, 0, heads, d])])], { attrs: [attrInts('perm', [0, 2, 1, 3])] });
+
+  let x = lg.embed();
+  for (let i = 0; i < shape.numLayers; i++) {
+    const layer = weights.layer(i);
+    const prefix = `model.layers.${i}`;
+    x = g.scope(`layers.${i}`, () => {
+      const normed = lg.rmsNorm(x, `${prefix}.input_layernorm`, layer.inputNorm);
+      const attention = g.scope('attn', () => {
+        const q = rope(toHeads(lg.linear(normed, `${prefix}.self_attn.q_proj`, layer.qProj, e, h * d), h));
+        const k = rope(toHeads(lg.linear(normed, `${prefix}.self_attn.k_proj`, layer.kProj, e, kv * d), kv));
+        const v = toHeads(lg.linear(normed, `${prefix}.self_attn.v_proj`, layer.vProj, e, kv * d), kv);
+        const keys = g.op1('Concat', [`past_key_values.${i}.key`, k], { attrs: [attrInt('axis', 2)], output: `present.${i}.key` });
+        const values = g.op1('Concat', [`past_key_values.${i}.value`, v], {
+          attrs: [attrInt('axis', 2)],
+          output: `present.${i}.value`,
+        });
+        // GQA without copying KV heads: queries grouped [b, kv, group, s, d] broadcast against [b, kv, 1, t, d].
+        const grouped = g.op1('Reshape', [q, g.int64([0, kv, group, -1, d])]);
+        const keys5 = g.op1('Unsqueeze', [keys, g.int64([2])]);
+        const keysT = g.op1('Transpose', [keys5], { attrs: [attrInts('perm', [0, 1, 2, 4, 3])] });
+        const scores = g.op1('Mul', [g.op1('MatMul', [grouped, keysT]), g.float([1 / Math.sqrt(d)], [])]);
+        const probs = g.op1('Softmax', [g.op1('Add', [scores, mask])], { attrs: [attrInt('axis', -1)] });
+        const context = g.op1('MatMul', [probs, g.op1('Unsqueeze', [values, g.int64([2])])]);
+        const heads = g.op1('Reshape', [context, g.int64([0, h, -1, d])]);
+        const merged = g.op1('Reshape', [
+          g.op1('Transpose', [heads], { attrs: [attrInts('perm', [0, 2, 1, 3])] }),
+          g.int64([0, 0, h * d]),
+        ]);
+        return lg.linear(merged, `${prefix}.self_attn.o_proj`, layer.oProj, h * d, e);
+      });
+      const afterAttention = g.op1('Add', [x, attention]);
+      const normed2 = lg.rmsNorm(afterAttention, `${prefix}.post_attention_layernorm`, layer.postAttentionNorm);
+      return g.op1('Add', [afterAttention, lg.mlp(normed2, prefix, layer)]);
+    });
+  }
+  lg.head(x);
+}
+
+function buildGenai(lg: LlamaGraph, shape: LlamaShape, weights: LlamaWeightSource): void {
+  const g = lg.g;
+  const { numHeads: h, numKvHeads: kv, headDim: d, hiddenSize: e } = shape;
+  g.inputs.push(
+    valueInfo('input_ids', DataType.INT64, ['batch_size', 'sequence_length']),
+    valueInfo('attention_mask', DataType.INT64, ['batch_size', 'total_sequence_length']),
+  );
+  lg.kvInputsAndOutputs('past_sequence_length');
+
+  const [seqlensK, totalSeqLen] = g.scope('attn_mask_reformat', () => {
+    const lengths = g.op1('ReduceSum', ['attention_mask', g.int64([1])], { attrs: [attrInt('keepdims', 0)] });
+    const seqlens = g.op1('Cast', [g.op1('Sub', [lengths, g.int64([1], [])])], { attrs: [attrInt('to', DataType.INT32)] });
+    const total = g.op1('Gather', [g.op1('Shape', ['attention_mask']), g.int64([1], [])], { attrs: [attrInt('axis', 0)] });
+    return [seqlens, g.op1('Cast', [total], { attrs: [attrInt('to', DataType.INT32)] })];
+  });
+  const tables = rotaryTables(shape);
+  const cosCache = g.weight('cos_cache', [shape.contextLength, d / 2], tables.cos);
+  const sinCache = g.weight('sin_cache', [shape.contextLength, d / 2], tables.sin);
+
+  let x = lg.embed();
+  for (let i = 0; i < shape.numLayers; i++) {
+    const layer = weights.layer(i);
+    const prefix = `model.layers.${i}`;
+    x = g.scope(`layers.${i}`, () => {
+      const normed = lg.rmsNorm(x, `${prefix}.input_layernorm`, layer.inputNorm);
+      const attention = g.scope('attn', () => {
+        const q = lg.linear(normed, `${prefix}.self_attn.q_proj`, layer.qProj, e, h * d);
+        const k = lg.linear(normed, `${prefix}.self_attn.k_proj`, layer.kProj, e, kv * d);
+        const v = lg.linear(normed, `${prefix}.self_attn.v_proj`, layer.vProj, e, kv * d);
+        const [context] = g.op(
+          'GroupQueryAttention',
+          [q, k, v, `past_key_values.${i}.key`, `past_key_values.${i}.value`, seqlensK, totalSeqLen, cosCache, sinCache],
+          {
+            domain: 'com.microsoft',
+            outputs: [g.fresh('GroupQueryAttention_out'), `present.${i}.key`, `present.${i}.value`],
+            attrs: [
+              attrInt('num_heads', h),
+              attrInt('kv_num_heads', kv),
+              attrFloat('scale', 1 / Math.sqrt(d)),
+              attrInt('do_rotary', 1),
+              attrInt('rotary_interleaved', 0),
+              attrInt('local_window_size', -1),
+            ],
+          },
+        );
+        return lg.linear(context, `${prefix}.self_attn.o_proj`, layer.oProj, h * d, e);
+      });
+      const afterAttention = g.op1('Add', [x, attention]);
+      const normed2 = lg.rmsNorm(afterAttention, `${prefix}.post_attention_layernorm`, layer.postAttentionNorm);
+      return g.op1('Add', [afterAttention, lg.mlp(normed2, prefix, layer)]);
+    });
+  }
+  lg.head(x);
+}
+
+/**
+ * Builds the decoder graph, streaming every large initializer to `external` as it goes (one layer of
+ * weights in memory at a time).
+ */
+export function buildLlamaGraph(weights: LlamaWeightSource, options: LlamaGraphOptions, external: ExternalDataWriter): GraphProto {
+  validateShape(weights.shape);
+  const lg = new LlamaGraph(weights, options, external);
+  if (options.layout === 'optimum') buildOptimum(lg, weights.shape, weights);
+  else buildGenai(lg, weights.shape, weights);
+  return lg.g.toGraph();
+}

@@ -1,0 +1,166 @@
+// Small helpers over onnx-proto (protobufjs) to build ONNX protos and write a model whose large
+// initializers live in one external data file, as real exports of multi-GB models do.
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import onnxProto from 'onnx-proto';
+import type { onnx as Onnx } from 'onnx-proto';
+
+export const { onnx } = onnxProto;
+export type TensorProto = Onnx.ITensorProto;
+export type NodeProto = Onnx.INodeProto;
+export type ValueInfoProto = Onnx.IValueInfoProto;
+export type GraphProto = Onnx.IGraphProto;
+export type AttributeProto = Onnx.IAttributeProto;
+export type OperatorSetId = Onnx.IOperatorSetIdProto;
+
+export const DataType = {
+  FLOAT: 1,
+  UINT8: 2,
+  INT32: 6,
+  INT64: 7,
+  BOOL: 9,
+} as const;
+export type DataTypeId = (typeof DataType)[keyof typeof DataType];
+
+/** ONNX IR version matching opset 17 (ONNX 1.12). */
+export const IR_VERSION = 8;
+/** Initializers at or above this many bytes go to the external data file. */
+export const EXTERNAL_THRESHOLD_BYTES = 1024;
+const EXTERNAL_ALIGNMENT = 64;
+
+export class OnnxWriterError extends Error {
+  override name = 'OnnxWriterError';
+}
+
+/** Appends tensor bytes to one external data file at 64-byte aligned offsets. */
+export class ExternalDataWriter {
+  private fd: number | undefined;
+  private offset = 0;
+
+  /** `location` is the file name as recorded in the model (relative to the model file's folder). */
+  constructor(
+    private readonly path: string,
+    readonly location: string,
+  ) {
+    this.fd = openSync(path, 'w');
+  }
+
+  append(bytes: Uint8Array): { offset: number; length: number } {
+    if (this.fd === undefined) throw new OnnxWriterError(`external data file ${this.path} is already closed`);
+    const aligned = Math.ceil(this.offset / EXTERNAL_ALIGNMENT) * EXTERNAL_ALIGNMENT;
+    if (aligned > this.offset) {
+      writeSync(this.fd, new Uint8Array(aligned - this.offset));
+    }
+    let written = 0;
+    while (written < bytes.byteLength) {
+      written += writeSync(this.fd, bytes, written, bytes.byteLength - written);
+    }
+    this.offset = aligned + bytes.byteLength;
+    return { offset: aligned, length: bytes.byteLength };
+  }
+
+  get size(): number {
+    return this.offset;
+  }
+
+  close(): void {
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
+  }
+}
+
+function bytesOf(view: ArrayBufferView): Uint8Array {
+  return new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
+}
+
+/**
+ * A TensorProto holding `data` (little-endian raw bytes). With an external writer, data of
+ * EXTERNAL_THRESHOLD_BYTES or more is written there and referenced by location/offset/length.
+ */
+export function tensorProto(
+  name: string,
+  dataType: DataTypeId,
+  dims: readonly number[],
+  data: Float32Array | Int32Array | BigInt64Array | Uint8Array,
+  external?: ExternalDataWriter,
+): TensorProto {
+  const bytes = bytesOf(data);
+  if (external && bytes.byteLength >= EXTERNAL_THRESHOLD_BYTES) {
+    const { offset, length } = external.append(bytes);
+    return {
+      name,
+      dataType,
+      dims: [...dims],
+      dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+      externalData: [
+        { key: 'location', value: external.location },
+        { key: 'offset', value: String(offset) },
+        { key: 'length', value: String(length) },
+      ],
+    };
+  }
+  // Copy: protobufjs keeps a reference, and callers may reuse their buffers.
+  return { name, dataType, dims: [...dims], rawData: bytes.slice() };
+}
+
+export function attrInt(name: string, value: number): AttributeProto {
+  return { name, type: onnx.AttributeProto.AttributeType.INT, i: value };
+}
+
+export function attrInts(name: string, values: readonly number[]): AttributeProto {
+  return { name, type: onnx.AttributeProto.AttributeType.INTS, ints: [...values] };
+}
+
+export function attrFloat(name: string, value: number): AttributeProto {
+  return { name, type: onnx.AttributeProto.AttributeType.FLOAT, f: value };
+}
+
+export function attrString(name: string, value: string): AttributeProto {
+  return { name, type: onnx.AttributeProto.AttributeType.STRING, s: new TextEncoder().encode(value) };
+}
+
+export function attrTensor(name: string, value: TensorProto): AttributeProto {
+  return { name, type: onnx.AttributeProto.AttributeType.TENSOR, t: value };
+}
+
+export function nodeProto(
+  opType: string,
+  inputs: readonly string[],
+  outputs: readonly string[],
+  attributes: readonly AttributeProto[] = [],
+  domain = '',
+  name = '',
+): NodeProto {
+  return { opType, input: [...inputs], output: [...outputs], attribute: [...attributes], domain, name };
+}
+
+/** A tensor ValueInfoProto; string dims are symbolic (dim_param), numbers fixed (dim_value). */
+export function valueInfo(name: string, elemType: DataTypeId, dims: readonly (number | string)[]): ValueInfoProto {
+  return {
+    name,
+    type: {
+      tensorType: {
+        elemType,
+        shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) },
+      },
+    },
+  };
+}
+
+export const OPSET_ONNX: OperatorSetId = { domain: '', version: 17 };
+export const OPSET_MICROSOFT: OperatorSetId = { domain: 'com.microsoft', version: 1 };
+
+export async function writeModel(
+  path: string,
+  graph: GraphProto,
+  opsetImports: readonly OperatorSetId[] = [OPSET_ONNX, OPSET_MICROSOFT],
+): Promise<void> {
+  const model = onnx.ModelProto.create({
+    irVersion: IR_VERSION,
+    producerName: 'aigw-model-builder',
+    producerVersion: '1',
+    opsetImport: [...opsetImports],
+    graph,
+  });
+  await writeFile(path, onnx.ModelProto.encode(model).finish());
+}
