@@ -1,0 +1,81 @@
+// Builds the seeded test model packages once per builder version, cached under
+// node_modules/.cache/aigw-models/<key>/, safe when several vitest workers ask at the same time.
+import { createHash } from 'node:crypto';
+import { readFile, readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ModelLayout, ModelPrecision } from '../../tools/model-builder/llama-graph.js';
+import { PackageExistsError, buildModelPackage } from '../../tools/model-builder/package-writer.js';
+import { presetShape } from '../../tools/model-builder/presets.js';
+
+export const TEST_MODEL_SEED = 42;
+
+export interface TestModelOptions {
+  layout: ModelLayout;
+  precision: ModelPrecision;
+  preset?: 'tiny';
+  lastTokenLogitsOnly?: boolean;
+}
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const CACHE_DIR = path.join(ROOT, 'node_modules', '.cache', 'aigw-models');
+// Sources whose change changes the package bytes: the cache key carries their hash.
+const SOURCE_DIRS = ['tools/model-builder', 'src/models'];
+
+let sourceHash: Promise<string> | undefined;
+const builds = new Map<string, Promise<string>>();
+
+async function hashSources(): Promise<string> {
+  const hash = createHash('sha256');
+  for (const dir of SOURCE_DIRS) {
+    const files = (await readdir(path.join(ROOT, dir))).filter((f) => f.endsWith('.ts')).sort();
+    for (const file of files) {
+      hash.update(`${dir}/${file}\0`);
+      hash.update(await readFile(path.join(ROOT, dir, file)));
+    }
+  }
+  return hash.digest('hex').slice(0, 12);
+}
+
+async function isBuilt(dir: string): Promise<boolean> {
+  try {
+    return (await stat(path.join(dir, 'manifest.json'))).isFile();
+  } catch {
+    return false;
+  }
+}
+
+async function build(key: string, opts: TestModelOptions): Promise<string> {
+  const dir = path.join(CACHE_DIR, key);
+  if (await isBuilt(dir)) return dir;
+  try {
+    await buildModelPackage({
+      outDir: dir,
+      layout: opts.layout,
+      precision: opts.precision,
+      shape: presetShape(opts.preset ?? 'tiny'),
+      seed: TEST_MODEL_SEED,
+      name: `test-${opts.preset ?? 'tiny'}-${opts.layout}-${opts.precision}`,
+      version: '1',
+      lastTokenLogitsOnly: opts.lastTokenLogitsOnly ?? true,
+    });
+  } catch (error) {
+    // Another worker finished first between our check and our build.
+    if (!(error instanceof PackageExistsError)) throw error;
+  }
+  return dir;
+}
+
+/** The folder of a built test model package (built on first use). */
+export async function ensureTestModel(opts: TestModelOptions): Promise<string> {
+  sourceHash ??= hashSources();
+  const last = opts.lastTokenLogitsOnly ?? true;
+  const key = [opts.preset ?? 'tiny', opts.layout, opts.precision, last ? 'last' : 'all', `s${TEST_MODEL_SEED}`, await sourceHash].join('-');
+  let pending = builds.get(key);
+  if (!pending) {
+    pending = build(key, opts);
+    builds.set(key, pending);
+    pending.catch(() => builds.delete(key));
+  }
+  return pending;
+}
