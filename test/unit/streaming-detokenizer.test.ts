@@ -41,11 +41,14 @@ function recordingTokenizer(lengths: number[]): ModelTokenizer {
   };
 }
 
+// No lone surrogates: the string survives a UTF-8 round trip (String#isWellFormed is ES2024).
+const isWellFormed = (s: string) => new TextDecoder().decode(new TextEncoder().encode(s)) === s;
+
 const textArbitrary = fc
   .array(
     fc.oneof(
       fc.string({ unit: 'grapheme' }),
-      fc.string({ unit: 'binary' }).filter((s) => s.isWellFormed()),
+      fc.string({ unit: 'binary' }).filter(isWellFormed),
       fc.constantFrom('🦊', '👩‍👩‍👧', '🏳️‍🌈', '你好世界', 'naïve café', ' the ', '\n'),
     ),
   )
@@ -57,7 +60,7 @@ describe('StreamingDetokenizer', () => {
       fc.property(textArbitrary, (text) => {
         const chunks = stream(tokenizer.encode(text));
         for (const chunk of chunks) {
-          expect(chunk.isWellFormed()).toBe(true);
+          expect(isWellFormed(chunk)).toBe(true);
           expect(chunk).not.toContain('\uFFFD');
         }
         expect(chunks.join('')).toBe(text);
@@ -102,7 +105,7 @@ describe('StreamingDetokenizer', () => {
     fc.assert(
       fc.property(fc.array(byteIds, { maxLength: 60 }), (ids) => {
         const chunks = stream(ids);
-        for (const chunk of chunks) expect(chunk.isWellFormed()).toBe(true);
+        for (const chunk of chunks) expect(isWellFormed(chunk)).toBe(true);
         const whole = tokenizer.decode(ids, { skipSpecialTokens: true });
         expect(chunks.join('').replaceAll('\uFFFD', '')).toBe(whole.replaceAll('\uFFFD', ''));
       }),
