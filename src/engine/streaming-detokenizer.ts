@@ -35,21 +35,22 @@ export class StreamingDetokenizer {
   push(tokenId: number): string {
     this.window.push(tokenId);
     const text = this.decodeWindow();
-    const pending = this.window.length - this.readIndex;
-    if (text.length <= this.prefixText.length) return '';
-    if (text.endsWith(REPLACEMENT) && pending < MAX_PENDING_TOKENS) return '';
-    const emitted = newSuffix(this.prefixText, text);
+    // Past the bound, let garbage bytes (or a run of skipped specials) out to keep the window short.
+    const overdue = this.window.length - this.readIndex >= MAX_PENDING_TOKENS;
+    if (text.endsWith(REPLACEMENT) && !overdue) return '';
+    const added = newSuffix(this.prefixText, text);
+    if (added === '' && !overdue) return '';
     // The pending tokens become the next prefix.
     this.window = this.window.slice(this.readIndex);
     this.readIndex = this.window.length;
     this.prefixText = this.decodeWindow();
-    return emitted;
+    return added;
   }
 
   /** At the end of generation: whatever is still held back, incomplete characters as U+FFFD. */
   flush(): string {
     const text = this.decodeWindow();
-    const emitted = text.length > this.prefixText.length ? newSuffix(this.prefixText, text) : '';
+    const emitted = newSuffix(this.prefixText, text);
     this.window = [];
     this.readIndex = 0;
     this.prefixText = '';

@@ -102,15 +102,20 @@ describe('StreamingDetokenizer', () => {
   });
 
   it('lets invalid byte runs out as U+FFFD without losing the text around them', () => {
-    const byteIds = fc.oneof(fc.integer({ min: 0x80, max: 0xff }), fc.integer({ min: 0, max: VOCAB - 1 }));
+    const byteIds = fc.oneof(
+      fc.integer({ min: 0x80, max: 0xff }),
+      fc.integer({ min: 0xc0, max: 0xf4 }),
+      fc.integer({ min: 0, max: VOCAB - 1 }),
+      fc.constantFrom(IM_START, IM_END),
+    );
     fc.assert(
-      fc.property(fc.array(byteIds, { maxLength: 60 }), (ids) => {
+      fc.property(fc.array(byteIds, { maxLength: 100 }), (ids) => {
         const chunks = stream(ids);
         for (const chunk of chunks) expect(isWellFormed(chunk)).toBe(true);
         const whole = tokenizer.decode(ids, { skipSpecialTokens: true });
         expect(chunks.join('').replaceAll('\uFFFD', '')).toBe(whole.replaceAll('\uFFFD', ''));
       }),
-      { numRuns: 500 },
+      { numRuns: 1000 },
     );
   });
 
@@ -122,5 +127,11 @@ describe('StreamingDetokenizer', () => {
     expect(ids.length).toBeGreaterThan(3000);
     expect(stream(ids, detokenizer).join('')).toBe(text);
     expect(Math.max(...lengths)).toBeLessThanOrEqual(8);
+
+    // Long runs of skipped specials or broken bytes are let go of too.
+    lengths.length = 0;
+    const noisy = [...Array(500).fill(IM_START), ...Array(500).fill(0xc0), ...tokenizer.encode('end')];
+    expect(stream(noisy, new StreamingDetokenizer(recordingTokenizer(lengths))).join('').endsWith('end')).toBe(true);
+    expect(Math.max(...lengths)).toBeLessThanOrEqual(16);
   });
 });
