@@ -66,6 +66,7 @@ async function greedyOnnxruntime(onnxPath: string, promptIds: number[], eosIds: 
 
 describe.each([
   { precision: 'fp32' as ModelPrecision, dtype: 'fp32' as const },
+  { precision: 'int8' as ModelPrecision, dtype: 'int8' as const },
   { precision: 'int4' as ModelPrecision, dtype: 'q4' as const },
 ])('transformers.js on the optimum $precision package (dtype $dtype)', ({ precision, dtype }) => {
   let dir: string;
