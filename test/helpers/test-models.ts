@@ -1,7 +1,7 @@
 // Builds the seeded test model packages once per builder version, cached under
 // node_modules/.cache/aigw-models/<key>/, safe when several vitest workers ask at the same time.
 import { createHash } from 'node:crypto';
-import { readFile, readdir, stat } from 'node:fs/promises';
+import { readFile, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ModelLayout, ModelPrecision } from '../../tools/model-builder/llama-graph.js';
@@ -22,6 +22,9 @@ const CACHE_DIR = path.join(ROOT, 'node_modules', '.cache', 'aigw-models');
 // Sources whose change changes the package bytes: the cache key carries their hash.
 const SOURCE_DIRS = ['tools/model-builder', 'src/models'];
 
+// Packages of other builder versions (and crashed builds' temp folders) are removed once this old.
+const STALE_AFTER_MS = 60 * 60 * 1000;
+
 let sourceHash: Promise<string> | undefined;
 const builds = new Map<string, Promise<string>>();
 
@@ -35,6 +38,25 @@ async function hashSources(): Promise<string> {
     }
   }
   return hash.digest('hex').slice(0, 12);
+}
+
+/** Frees the disk of packages no current run can use; a run still using one would be over an hour old. */
+async function pruneStale(currentHash: string): Promise<void> {
+  let entries: string[];
+  try {
+    entries = await readdir(CACHE_DIR);
+  } catch {
+    return;
+  }
+  for (const entry of entries) {
+    if (entry.endsWith(`-${currentHash}`)) continue;
+    const dir = path.join(CACHE_DIR, entry);
+    try {
+      if (Date.now() - (await stat(dir)).mtimeMs > STALE_AFTER_MS) await rm(dir, { recursive: true, force: true });
+    } catch {
+      // Removed by a concurrent worker.
+    }
+  }
 }
 
 async function isBuilt(dir: string): Promise<boolean> {
@@ -68,7 +90,10 @@ async function build(key: string, opts: TestModelOptions): Promise<string> {
 
 /** The folder of a built test model package (built on first use). */
 export async function ensureTestModel(opts: TestModelOptions): Promise<string> {
-  sourceHash ??= hashSources();
+  if (!sourceHash) {
+    sourceHash = hashSources();
+    sourceHash.then(pruneStale).catch(() => undefined);
+  }
   const last = opts.lastTokenLogitsOnly ?? true;
   const key = [opts.preset ?? 'tiny', opts.layout, opts.precision, last ? 'last' : 'all', `s${TEST_MODEL_SEED}`, await sourceHash].join('-');
   let pending = builds.get(key);

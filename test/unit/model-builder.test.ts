@@ -591,6 +591,31 @@ describe('built tiny packages in onnxruntime', () => {
   }
 });
 
+describe('optimum packages load in transformers.js', () => {
+  for (const [precision, dtype] of [['fp32', 'fp32'], ['int4', 'q4']] as const) {
+    it(`${precision}: greedy generate gives the tokens of the plain onnxruntime loop`, async () => {
+      const { AutoModelForCausalLM, Tensor, env } = await import('@huggingface/transformers');
+      const ids = (values: number[]) => new Tensor('int64', BigInt64Array.from(values.map(BigInt)), [1, values.length]);
+      const dir = await ensureTestModel({ layout: 'optimum', precision });
+      env.allowRemoteModels = false;
+      env.localModelPath = `${path.dirname(dir)}/`;
+      const model = await AutoModelForCausalLM.from_pretrained(path.basename(dir), { dtype });
+      const steps = 4;
+      const output = (await model.generate({
+        input_ids: ids(PROMPT),
+        attention_mask: ids(PROMPT.map(() => 1)),
+        max_new_tokens: steps + 1,
+        do_sample: false,
+      })) as unknown as { tolist(): bigint[][] };
+      const generated = output.tolist()[0].slice(PROMPT.length).map(Number);
+      const session = await openSession(dir);
+      expect(generated).toEqual((await generateOptimum(session, PROMPT, steps)).tokens);
+      await session.release();
+      await model.dispose();
+    });
+  }
+});
+
 describe('lastTokenLogitsOnly: false', () => {
   for (const layout of LAYOUTS) {
     it(`${layout}: logits cover every position and the last row equals the last-only model's`, async () => {
