@@ -1,0 +1,316 @@
+import { createRandom, type Random } from './random.js';
+
+export interface SamplingParams {
+  /** 0 is greedy; defaults to 1 as in the OpenAI API. */
+  temperature?: number;
+  /** Nucleus sampling: keep the fewest most likely tokens holding this much probability. In (0, 1]. */
+  topP?: number;
+  /** Keep only the k most likely tokens; 0 or undefined keeps all. */
+  topK?: number;
+  /** Fixes the random sequence: the same seed and logits give the same tokens. */
+  seed?: number;
+  /** OpenAI: subtracted once from every token already generated. */
+  presencePenalty?: number;
+  /** OpenAI: subtracted per occurrence in the generated tokens. */
+  frequencyPenalty?: number;
+  /** Hugging Face: divides positive logits (multiplies negative ones) of prompt and generated tokens. */
+  repetitionPenalty?: number;
+}
+
+/** A sampling parameter out of range; `param` names it for the API's error shape. */
+export class SamplingParamError extends Error {
+  readonly code = 'invalid_sampling_param';
+  readonly param: keyof SamplingParams;
+
+  constructor(param: keyof SamplingParams, message: string) {
+    super(message);
+    this.name = 'SamplingParamError';
+    this.param = param;
+  }
+}
+
+export interface SamplingContext {
+  promptIds: readonly number[];
+  generatedIds: readonly number[];
+}
+
+export interface Sampler {
+  /**
+   * Picks the next token from one step's logits. Penalties are applied in place and undone
+   * before returning, so the caller's buffer is unchanged. Only ids below vocabSize are drawn.
+   */
+  sample(logits: Float32Array, context: SamplingContext): number;
+}
+
+/** Throws SamplingParamError for NaN, infinities and out-of-range values. */
+export function validateSamplingParams(params: SamplingParams): void {
+  const check = (param: keyof SamplingParams, ok: (v: number) => boolean, rule: string) => {
+    const value = params[param];
+    if (value !== undefined && (typeof value !== 'number' || !ok(value))) {
+      throw new SamplingParamError(param, `${param} must be ${rule}, got ${value}`);
+    }
+  };
+  check('temperature', (v) => Number.isFinite(v) && v >= 0, 'a finite number >= 0');
+  check('topP', (v) => v > 0 && v <= 1, 'in (0, 1]');
+  check('topK', (v) => Number.isInteger(v) && v >= 0, 'an integer >= 0');
+  check('seed', (v) => Number.isSafeInteger(v), 'a safe integer');
+  check('presencePenalty', Number.isFinite, 'a finite number');
+  check('frequencyPenalty', Number.isFinite, 'a finite number');
+  check('repetitionPenalty', (v) => Number.isFinite(v) && v > 0, 'a finite number > 0');
+}
+
+export function createSampler(params: SamplingParams, vocabSize: number): Sampler {
+  validateSamplingParams(params);
+  if (!Number.isInteger(vocabSize) || vocabSize < 1) throw new RangeError(`vocabSize must be a positive integer, got ${vocabSize}`);
+  return new LogitsSampler(params, vocabSize);
+}
+
+class LogitsSampler implements Sampler {
+  private readonly temperature: number;
+  private readonly topK: number;
+  private readonly topP: number;
+  private readonly presence: number;
+  private readonly frequency: number;
+  private readonly repetition: number;
+  private readonly random: Random;
+  private readonly penalties: PenaltyState | undefined;
+  private weights: Float64Array | undefined;
+  private heap: Int32Array | undefined;
+
+  constructor(params: SamplingParams, private readonly vocabSize: number) {
+    this.temperature = params.temperature ?? 1;
+    this.topK = params.topK ?? 0;
+    this.topP = params.topP ?? 1;
+    this.presence = params.presencePenalty ?? 0;
+    this.frequency = params.frequencyPenalty ?? 0;
+    this.repetition = params.repetitionPenalty ?? 1;
+    this.random = createRandom(params.seed);
+    const penalized = this.presence !== 0 || this.frequency !== 0 || this.repetition !== 1;
+    this.penalties = penalized ? new PenaltyState(vocabSize) : undefined;
+  }
+
+  sample(logits: Float32Array, context: SamplingContext): number {
+    const size = Math.min(logits.length, this.vocabSize);
+    if (size === 0) throw new RangeError('sample() needs at least one logit');
+    if (!this.penalties) return this.choose(logits, size);
+    this.penalties.update(context);
+    const saved = this.penalties.apply(logits, this.repetition, this.presence, this.frequency);
+    try {
+      return this.choose(logits, size);
+    } finally {
+      this.penalties.restore(logits, saved);
+    }
+  }
+
+  private choose(logits: Float32Array, size: number): number {
+    if (this.temperature === 0 || this.topK === 1) return argmax(logits, size);
+    const max = logits[argmax(logits, size)];
+    // Everything masked: nothing to weigh, fall back to the first id.
+    if (max === -Infinity) return 0;
+    if (this.topK > 0 && this.topK < size) {
+      const candidates = topKIndices(logits, size, this.topK);
+      const weights = candidates.map((i) => Math.exp((logits[i] - max) / this.temperature));
+      return this.draw(candidates, weights, this.topP);
+    }
+    const weights = (this.weights ??= new Float64Array(this.vocabSize));
+    let total = 0;
+    for (let i = 0; i < size; i++) total += weights[i] = Math.exp((logits[i] - max) / this.temperature);
+    if (this.topP < 1) {
+      const kept = topPIndices(weights, size, this.topP, (this.heap ??= new Int32Array(this.vocabSize)));
+      return this.draw(kept, kept.map((i) => weights[i]), 1);
+    }
+    return drawFrom(weights, size, total, this.random());
+  }
+
+  /** Draws among candidates sorted by weight, after cutting them to the top-p mass. */
+  private draw(candidates: number[], weights: number[], topP: number): number {
+    let total = 0;
+    for (const w of weights) total += w;
+    let kept = candidates.length;
+    if (topP < 1) {
+      let mass = 0;
+      for (kept = 0; kept < candidates.length && mass < topP * total; kept++) mass += weights[kept];
+      total = mass;
+    }
+    let r = this.random() * total;
+    for (let j = 0; j < kept; j++) {
+      r -= weights[j];
+      if (r < 0) return candidates[j];
+    }
+    return candidates[kept - 1];
+  }
+}
+
+function drawFrom(weights: Float64Array, size: number, total: number, u: number): number {
+  let r = u * total;
+  let last = 0;
+  for (let i = 0; i < size; i++) {
+    if (weights[i] === 0) continue;
+    r -= weights[i];
+    last = i;
+    if (r < 0) return i;
+  }
+  // Rounding left a sliver of mass: the last token with weight takes it.
+  return last;
+}
+
+/** Index of the largest logit; the lowest index wins a tie. */
+export function argmax(logits: ArrayLike<number>, size = logits.length): number {
+  let best = 0;
+  for (let i = 1; i < size; i++) if (logits[i] > logits[best]) best = i;
+  return best;
+}
+
+// "a ranks before b": higher value, then lower index, so every selection is deterministic.
+const ranksBefore = (values: ArrayLike<number>, a: number, b: number) =>
+  values[a] > values[b] || (values[a] === values[b] && a < b);
+
+/**
+ * The k best indices, best first, with a bounded min-heap: O(V log k), no full sort.
+ */
+export function topKIndices(values: ArrayLike<number>, size: number, k: number): number[] {
+  const heap: number[] = [];
+  // Root = the worst of the k kept so far.
+  const worse = (a: number, b: number) => ranksBefore(values, b, a);
+  const siftDown = (start: number) => {
+    let i = start;
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let worst = i;
+      if (l < heap.length && worse(heap[l], heap[worst])) worst = l;
+      if (r < heap.length && worse(heap[r], heap[worst])) worst = r;
+      if (worst === i) return;
+      [heap[i], heap[worst]] = [heap[worst], heap[i]];
+      i = worst;
+    }
+  };
+  for (let i = 0; i < size; i++) {
+    if (heap.length < k) {
+      heap.push(i);
+      for (let j = heap.length - 1; j > 0 && worse(heap[j], heap[(j - 1) >> 1]); j = (j - 1) >> 1) {
+        [heap[j], heap[(j - 1) >> 1]] = [heap[(j - 1) >> 1], heap[j]];
+      }
+    } else if (ranksBefore(values, i, heap[0])) {
+      heap[0] = i;
+      siftDown(0);
+    }
+  }
+  return heap.sort((a, b) => (ranksBefore(values, a, b) ? -1 : 1));
+}
+
+/**
+ * The fewest highest-weight indices whose weights sum to at least p of the total, best first:
+ * a max-heap built in O(V), popped only as far as the mass needs (O(V + m log V)).
+ */
+export function topPIndices(weights: ArrayLike<number>, size: number, p: number, scratch: Int32Array = new Int32Array(size)): number[] {
+  let total = 0;
+  for (let i = 0; i < size; i++) total += weights[i];
+  const heap = scratch;
+  for (let i = 0; i < size; i++) heap[i] = i;
+  let length = size;
+  const siftDown = (start: number) => {
+    let i = start;
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let best = i;
+      if (l < length && ranksBefore(weights, heap[l], heap[best])) best = l;
+      if (r < length && ranksBefore(weights, heap[r], heap[best])) best = r;
+      if (best === i) return;
+      const t = heap[i];
+      heap[i] = heap[best];
+      heap[best] = t;
+      i = best;
+    }
+  };
+  for (let i = (length >> 1) - 1; i >= 0; i--) siftDown(i);
+  const kept: number[] = [];
+  let mass = 0;
+  while (length > 0 && (kept.length === 0 || mass < p * total)) {
+    const top = heap[0];
+    kept.push(top);
+    mass += weights[top];
+    heap[0] = heap[--length];
+    siftDown(0);
+  }
+  return kept;
+}
+
+/**
+ * Token occurrence counts, kept incrementally: each step only the ids added since the last
+ * step are counted. A context that is not a continuation of the last one starts over.
+ */
+class PenaltyState {
+  /** Prompt or generated: the repetition penalty's set. */
+  private readonly seen: Uint8Array;
+  private readonly seenIds: number[] = [];
+  /** Occurrences among generated ids: presence and frequency penalties. */
+  private readonly counts: Int32Array;
+  private readonly countedIds: number[] = [];
+  private prompt: readonly number[] | undefined;
+  private promptDone = 0;
+  private generatedDone = 0;
+
+  constructor(private readonly vocabSize: number) {
+    this.seen = new Uint8Array(vocabSize);
+    this.counts = new Int32Array(vocabSize);
+  }
+
+  update({ promptIds, generatedIds }: SamplingContext): void {
+    if (promptIds !== this.prompt || promptIds.length < this.promptDone || generatedIds.length < this.generatedDone) {
+      this.reset(promptIds);
+    }
+    for (; this.promptDone < promptIds.length; this.promptDone++) this.markSeen(promptIds[this.promptDone]);
+    for (; this.generatedDone < generatedIds.length; this.generatedDone++) {
+      const id = generatedIds[this.generatedDone];
+      if (!this.inVocab(id)) continue;
+      this.markSeen(id);
+      if (this.counts[id]++ === 0) this.countedIds.push(id);
+    }
+  }
+
+  /** Penalizes logits in place; returns the original values of the touched ids, in seenIds order. */
+  apply(logits: Float32Array, repetition: number, presence: number, frequency: number): Float32Array {
+    const saved = new Float32Array(this.seenIds.length);
+    for (let j = 0; j < this.seenIds.length; j++) {
+      const id = this.seenIds[j];
+      if (id >= logits.length) continue;
+      const original = logits[id];
+      saved[j] = original;
+      let value = repetition === 1 ? original : original > 0 ? original / repetition : original * repetition;
+      const count = this.counts[id];
+      if (count > 0) value -= presence + frequency * count;
+      logits[id] = value;
+    }
+    return saved;
+  }
+
+  restore(logits: Float32Array, saved: Float32Array): void {
+    for (let j = 0; j < this.seenIds.length; j++) {
+      const id = this.seenIds[j];
+      if (id < logits.length) logits[id] = saved[j];
+    }
+  }
+
+  private reset(promptIds: readonly number[]): void {
+    for (const id of this.seenIds) this.seen[id] = 0;
+    for (const id of this.countedIds) this.counts[id] = 0;
+    this.seenIds.length = 0;
+    this.countedIds.length = 0;
+    this.prompt = promptIds;
+    this.promptDone = 0;
+    this.generatedDone = 0;
+  }
+
+  private markSeen(id: number): void {
+    if (this.inVocab(id) && this.seen[id] === 0) {
+      this.seen[id] = 1;
+      this.seenIds.push(id);
+    }
+  }
+
+  private inVocab(id: number): boolean {
+    return Number.isInteger(id) && id >= 0 && id < this.vocabSize;
+  }
+}
