@@ -1,0 +1,161 @@
+import ort from 'onnxruntime-node';
+import type { InferenceSession, Tensor } from 'onnxruntime-node';
+import type { DecoderIo } from './decoder-io.js';
+import { EngineError } from './errors.js';
+
+/**
+ * One sequence's KV cache and positions. `step` runs the decoder over new tokens (the prompt,
+ * then one token per decode step) and returns the logits of the last position.
+ */
+export interface DecoderState {
+  step(tokenIds: readonly number[]): Promise<Float32Array>;
+  /** Tokens already in the cache. */
+  readonly length: number;
+}
+
+export type KvLayout = 'optimum' | 'genai';
+
+/**
+ * optimum: the cache grows each step (present = concat(past, new)); we pre-allocate each present
+ * output so onnxruntime writes straight into the buffer we feed back next step.
+ * genai: past and present share one buffer of `maxLength` per layer that GroupQueryAttention
+ * updates in place, so no per-step copy of the cache happens at all.
+ */
+export function createDecoderState(session: InferenceSession, io: DecoderIo, layout: KvLayout, maxLength: number): DecoderState {
+  return layout === 'genai' ? new SharedBufferState(session, io, maxLength) : new GrowingCacheState(session, io, maxLength);
+}
+
+abstract class BaseState implements DecoderState {
+  length = 0;
+  private readonly ones: BigInt64Array;
+
+  constructor(
+    protected readonly session: InferenceSession,
+    protected readonly io: DecoderIo,
+    protected readonly maxLength: number,
+  ) {
+    this.ones = new BigInt64Array(maxLength).fill(1n);
+  }
+
+  async step(tokenIds: readonly number[]): Promise<Float32Array> {
+    const count = tokenIds.length;
+    const total = this.length + count;
+    if (count === 0) throw new EngineError('generation_failed', 'a decoder step needs at least one token');
+    if (total > this.maxLength) {
+      throw new EngineError('context_length_exceeded', `the sequence would grow to ${total} tokens, past the ${this.maxLength} allowed`);
+    }
+    const feeds: Record<string, Tensor> = {
+      [this.io.inputIds]: new ort.Tensor('int64', BigInt64Array.from(tokenIds, (id) => BigInt(id)), [1, count]),
+    };
+    if (this.io.attentionMask) {
+      // All ones: a single unpadded sequence. A view on a shared buffer, so no per-step allocation.
+      feeds[this.io.attentionMask] = new ort.Tensor('int64', this.ones.subarray(0, total), [1, total]);
+    }
+    if (this.io.positionIds) {
+      const positions = new BigInt64Array(count);
+      for (let i = 0; i < count; i++) positions[i] = BigInt(this.length + i);
+      feeds[this.io.positionIds] = new ort.Tensor('int64', positions, [1, count]);
+    }
+    const fetches: Record<string, Tensor | null> = { [this.io.logits]: null };
+    this.bindCache(feeds, fetches, total);
+
+    let outputs: InferenceSession.ReturnType;
+    try {
+      outputs = await this.session.run(feeds, fetches);
+    } catch (error) {
+      throw new EngineError('generation_failed', `onnxruntime failed during a decoder step: ${(error as Error).message}`, { cause: error });
+    }
+    this.afterRun(outputs);
+    this.length = total;
+    return lastRow(outputs[this.io.logits]!);
+  }
+
+  /** Adds the cache tensors to the feeds and the pre-allocated present buffers to the fetches. */
+  protected abstract bindCache(feeds: Record<string, Tensor>, fetches: Record<string, Tensor | null>, total: number): void;
+  protected afterRun(_outputs: InferenceSession.ReturnType): void {}
+
+  protected newKvTensor(sequenceLength: number): Tensor {
+    const size = this.io.kvHeads * sequenceLength * this.io.headDim;
+    const dims = [1, this.io.kvHeads, sequenceLength, this.io.headDim];
+    return this.io.kvType === 'float16'
+      ? new ort.Tensor('float16', new Uint16Array(size), dims)
+      : new ort.Tensor('float32', new Float32Array(size), dims);
+  }
+}
+
+class GrowingCacheState extends BaseState {
+  private past: Tensor[] = [];
+  /** Present buffers of the run in flight; they become `past` once it succeeds. */
+  private pending: Tensor[] = [];
+
+  protected bindCache(feeds: Record<string, Tensor>, fetches: Record<string, Tensor | null>, total: number): void {
+    if (this.past.length === 0) {
+      const empty = this.newKvTensor(0);
+      this.past = this.io.layers.flatMap(() => [empty, empty]);
+    }
+    const present: Tensor[] = [];
+    this.io.layers.forEach((layer, i) => {
+      feeds[layer.pastKey] = this.past[2 * i]!;
+      feeds[layer.pastValue] = this.past[2 * i + 1]!;
+      const key = this.newKvTensor(total);
+      const value = this.newKvTensor(total);
+      fetches[layer.presentKey] = key;
+      fetches[layer.presentValue] = value;
+      present.push(key, value);
+    });
+    this.pending = present;
+  }
+
+  protected afterRun(): void {
+    this.past = this.pending;
+    this.pending = [];
+  }
+}
+
+class SharedBufferState extends BaseState {
+  private readonly buffers: Tensor[];
+
+  constructor(session: InferenceSession, io: DecoderIo, maxLength: number) {
+    super(session, io, maxLength);
+    this.buffers = io.layers.flatMap(() => [this.newKvTensor(maxLength), this.newKvTensor(maxLength)]);
+  }
+
+  protected bindCache(feeds: Record<string, Tensor>, fetches: Record<string, Tensor | null>): void {
+    this.io.layers.forEach((layer, i) => {
+      // The same tensor as input and output: GroupQueryAttention sees equal pointers and appends in place.
+      feeds[layer.pastKey] = this.buffers[2 * i]!;
+      feeds[layer.pastValue] = this.buffers[2 * i + 1]!;
+      fetches[layer.presentKey] = this.buffers[2 * i]!;
+      fetches[layer.presentValue] = this.buffers[2 * i + 1]!;
+    });
+  }
+}
+
+/** The last position's logits, as a view when they are float32 (no copy of the vocabulary row). */
+function lastRow(logits: Tensor): Float32Array {
+  const vocab = logits.dims[logits.dims.length - 1]!;
+  const data = logits.data;
+  const start = data.length - vocab;
+  if (data instanceof Float32Array) return data.subarray(start);
+  if (data instanceof Uint16Array) return float16ToFloat32(data.subarray(start));
+  throw new EngineError('model_incompatible', `unsupported logits type ${logits.type}`);
+}
+
+function float16ToFloat32(half: Uint16Array): Float32Array {
+  const out = new Float32Array(half.length);
+  for (let i = 0; i < half.length; i++) {
+    const h = half[i]!;
+    const sign = h & 0x8000 ? -1 : 1;
+    const exponent = (h >> 10) & 0x1f;
+    const fraction = h & 0x3ff;
+    out[i] =
+      exponent === 0
+        ? sign * 2 ** -14 * (fraction / 1024)
+        : exponent === 0x1f
+          ? fraction
+            ? NaN
+            : sign * Infinity
+          : sign * 2 ** (exponent - 15) * (1 + fraction / 1024);
+  }
+  return out;
+}

@@ -1,0 +1,15 @@
+// engine: ONNX inference for decoder-only model packages (tokenizer, chat template, KV cache,
+// sampler, generation loop). Knows nothing of HTTP, API keys or DynamoDB.
+export { EngineError, type EngineErrorCode } from './errors.js';
+export { loadModel, unloadAllModels, type LoadedModel, type LoadModelOptions } from './model.js';
+export {
+  generate,
+  planGeneration,
+  MAX_STOP_SEQUENCES,
+  type GenerationEvent,
+  type GenerationOptions,
+  type FinishReason,
+  type Usage,
+} from './generate.js';
+export type { ChatMessage } from './chat-template.js';
+export type { SamplingParams } from './sampler.js';
