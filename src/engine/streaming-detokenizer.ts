@@ -3,8 +3,9 @@ import type { ModelTokenizer } from './tokenizer.js';
 const REPLACEMENT = '\uFFFD';
 
 // A UTF-8 character spans at most 4 bytes, so a well-formed stream never keeps text pending
-// for this many tokens; past it the bytes are garbage and are let out as U+FFFD.
-const MAX_PENDING_TOKENS = 8;
+// for this many tokens; past it the bytes are garbage and are let out as U+FFFD (the one case
+// where the stream may differ from a whole decode: by an extra U+FFFD).
+const MAX_PENDING_TOKENS = 16;
 
 export interface StreamingDetokenizerOptions {
   /** Defaults to true: control tokens are not part of the reply text. */

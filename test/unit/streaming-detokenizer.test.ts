@@ -109,11 +109,13 @@ describe('StreamingDetokenizer', () => {
       fc.constantFrom(IM_START, IM_END),
     );
     fc.assert(
-      fc.property(fc.array(byteIds, { maxLength: 100 }), (ids) => {
+      fc.property(fc.oneof(fc.array(byteIds, { maxLength: 15 }), fc.array(byteIds, { maxLength: 100 })), (ids) => {
         const chunks = stream(ids);
         for (const chunk of chunks) expect(isWellFormed(chunk)).toBe(true);
         const whole = tokenizer.decode(ids, { skipSpecialTokens: true });
         expect(chunks.join('').replaceAll('\uFFFD', '')).toBe(whole.replaceAll('\uFFFD', ''));
+        // Text is only forced out after 16 pending tokens; before that the stream is exact.
+        if (ids.length < 16) expect(chunks.join('')).toBe(whole);
       }),
       { numRuns: 1000 },
     );
@@ -132,6 +134,6 @@ describe('StreamingDetokenizer', () => {
     lengths.length = 0;
     const noisy = [...Array(500).fill(IM_START), ...Array(500).fill(0xc0), ...tokenizer.encode('end')];
     expect(stream(noisy, new StreamingDetokenizer(recordingTokenizer(lengths))).join('').endsWith('end')).toBe(true);
-    expect(Math.max(...lengths)).toBeLessThanOrEqual(16);
+    expect(Math.max(...lengths)).toBeLessThanOrEqual(32);
   });
 });
