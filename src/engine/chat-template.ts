@@ -45,7 +45,7 @@ function compile(template: string): Template {
 }
 
 /** Renders messages to the prompt text, with the variables Hugging Face templates expect. */
-export function renderChat(template: string, messages: readonly unknown[], opts: RenderChatOptions): string {
+export function renderChat(template: string, messages: readonly ChatMessage[], opts: RenderChatOptions): string {
   const compiled = compile(template);
   try {
     return compiled.render({
