@@ -1,7 +1,7 @@
 import { createDecoderState } from './decoder-state.js';
 import { EngineError } from './errors.js';
 import type { LoadedModel } from './model.js';
-import { createSampler, type SamplingParams } from './sampler.js';
+import { createSampler, validateSamplingParams, type SamplingParams } from './sampler.js';
 import { StopSequenceMatcher } from './stop-sequences.js';
 import { StreamingDetokenizer } from './streaming-detokenizer.js';
 
@@ -58,6 +58,7 @@ export function planGeneration(model: LoadedModel, promptTokens: number, options
   if ((options.stop?.length ?? 0) > MAX_STOP_SEQUENCES) {
     throw new EngineError('invalid_generation_params', `at most ${MAX_STOP_SEQUENCES} stop sequences are allowed`);
   }
+  validateSamplingParams(options);
   return { maxTokens };
 }
 

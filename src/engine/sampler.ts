@@ -75,7 +75,7 @@ class LogitsSampler implements Sampler {
   private readonly random: Random;
   private readonly penalties: PenaltyState | undefined;
   private weights: Float64Array | undefined;
-  private heap: Int32Array | undefined;
+  private scratch: Int32Array | undefined;
 
   constructor(params: SamplingParams, private readonly vocabSize: number) {
     this.temperature = params.temperature ?? 1;
@@ -116,8 +116,16 @@ class LogitsSampler implements Sampler {
     let total = 0;
     for (let i = 0; i < size; i++) total += weights[i] = Math.exp((logits[i] - max) / this.temperature);
     if (this.topP < 1) {
-      const kept = topPIndices(weights, size, this.topP, (this.heap ??= new Int32Array(this.vocabSize)));
-      return this.draw(kept, kept.map((i) => weights[i]), 1);
+      const kept = (this.scratch ??= new Int32Array(this.vocabSize));
+      const count = selectTopP(weights, size, this.topP, kept);
+      let keptMass = 0;
+      for (let j = 0; j < count; j++) keptMass += weights[kept[j]];
+      let r = this.random() * keptMass;
+      for (let j = 0; j < count; j++) {
+        r -= weights[kept[j]];
+        if (r < 0) return kept[j];
+      }
+      return kept[count - 1];
     }
     return drawFrom(weights, size, total, this.random());
   }
@@ -200,41 +208,58 @@ export function topKIndices(values: ArrayLike<number>, size: number, k: number):
 }
 
 /**
- * The fewest highest-weight indices whose weights sum to at least p of the total, best first:
- * a max-heap built in O(V), popped only as far as the mass needs (O(V + m log V)).
+ * The fewest highest-weight indices whose weights sum to at least p of the total, in no
+ * particular order (the draw does not need one). Quickselect by mass: partition around a
+ * pivot, keep or discard the heavier side whole, and go on in the other, so the expected cost
+ * is O(V) with no sort at all, even when a flat distribution keeps thousands of tokens.
+ * Ranking is by weight, then lower index, so the set is deterministic under ties.
  */
-export function topPIndices(weights: ArrayLike<number>, size: number, p: number, scratch: Int32Array = new Int32Array(size)): number[] {
+export function topPIndices(weights: ArrayLike<number>, size: number, p: number): number[] {
+  const scratch = new Int32Array(size);
+  return Array.from(scratch.subarray(0, selectTopP(weights, size, p, scratch)));
+}
+
+/** topPIndices without allocations: leaves the kept indices in scratch[0, count) and returns count. */
+function selectTopP(weights: ArrayLike<number>, size: number, p: number, scratch: Int32Array): number {
   let total = 0;
   for (let i = 0; i < size; i++) total += weights[i];
-  const heap = scratch;
-  for (let i = 0; i < size; i++) heap[i] = i;
-  let length = size;
-  const siftDown = (start: number) => {
-    let i = start;
-    for (;;) {
-      const l = 2 * i + 1;
-      const r = l + 1;
-      let best = i;
-      if (l < length && ranksBefore(weights, heap[l], heap[best])) best = l;
-      if (r < length && ranksBefore(weights, heap[r], heap[best])) best = r;
-      if (best === i) return;
-      const t = heap[i];
-      heap[i] = heap[best];
-      heap[best] = t;
-      i = best;
+  const idx = scratch;
+  for (let i = 0; i < size; i++) idx[i] = i;
+  // idx[0, lo) is kept; the answer's boundary lies in idx[lo, hi); idx[hi, size) is dropped.
+  let lo = 0;
+  let hi = size;
+  let needed = p * total;
+  while (lo < hi && needed > 0) {
+    const mid = lo + ((hi - lo) >> 1);
+    const pivot = idx[mid];
+    idx[mid] = idx[hi - 1];
+    idx[hi - 1] = pivot;
+    // Move everything that ranks before the pivot to the front of the range, summing its mass.
+    let store = lo;
+    let mass = 0;
+    for (let i = lo; i < hi - 1; i++) {
+      const candidate = idx[i];
+      if (ranksBefore(weights, candidate, pivot)) {
+        mass += weights[candidate];
+        idx[i] = idx[store];
+        idx[store++] = candidate;
+      }
     }
-  };
-  for (let i = (length >> 1) - 1; i >= 0; i--) siftDown(i);
-  const kept: number[] = [];
-  let mass = 0;
-  while (length > 0 && (kept.length === 0 || mass < p * total)) {
-    const top = heap[0];
-    kept.push(top);
-    mass += weights[top];
-    heap[0] = heap[--length];
-    siftDown(0);
+    idx[hi - 1] = idx[store];
+    idx[store] = pivot;
+    if (mass >= needed) {
+      hi = store;
+    } else {
+      needed -= mass + weights[pivot];
+      lo = store + 1;
+      // The pivot completed the mass: nothing after it is needed.
+      if (needed <= 0) break;
+    }
   }
-  return kept;
+  if (lo > 0) return lo;
+  // At least the single best token, even for a vanishing p.
+  idx[0] = argmax(weights, size);
+  return 1;
 }
 
 /**

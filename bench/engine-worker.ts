@@ -1,0 +1,162 @@
+// One engine benchmark case in its own process, so peak RSS belongs to that runner alone.
+// Prints one JSON line: time to first token, decode rate and peak RSS. Run by bench/engine.ts.
+import ort from 'onnxruntime-node';
+import type { InferenceSession, Tensor } from 'onnxruntime-node';
+import { generate, loadModel } from '../src/engine/index.js';
+
+export type Runner = 'aigw' | 'transformers.js' | 'floor';
+export type Mode = 'greedy' | 'sampling';
+
+export interface BenchCase {
+  runner: Runner;
+  mode: Mode;
+  layout: 'optimum' | 'genai';
+  modelDir: string;
+  promptIds: number[];
+  newTokens: number;
+  threads: number;
+  repeats: number;
+}
+
+export interface RunTiming {
+  ttftMs: number;
+  /** Decode time per token after the first one. */
+  msPerToken: number;
+}
+
+export interface CaseResult extends RunTiming {
+  decodeTokensPerSecond: number;
+  peakRssMb: number;
+}
+
+const SAMPLING = { temperature: 0.7, topP: 0.9 };
+
+async function main(): Promise<void> {
+  const spec = JSON.parse(process.argv[2]!) as BenchCase;
+  const runOnce = await prepare(spec);
+  await runOnce(8); // warm-up: first-run allocations and lazy initialisation stay out of the numbers
+  const timings: RunTiming[] = [];
+  for (let i = 0; i < spec.repeats; i++) timings.push(await runOnce(spec.newTokens));
+  const ttftMs = median(timings.map((t) => t.ttftMs));
+  const msPerToken = median(timings.map((t) => t.msPerToken));
+  const result: CaseResult = {
+    ttftMs,
+    msPerToken,
+    decodeTokensPerSecond: 1000 / msPerToken,
+    peakRssMb: process.resourceUsage().maxRSS / 1024,
+  };
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+}
+
+type RunOnce = (newTokens: number) => Promise<RunTiming>;
+
+async function prepare(spec: BenchCase): Promise<RunOnce> {
+  if (spec.runner === 'aigw') return prepareAigw(spec);
+  if (spec.runner === 'transformers.js') return prepareTransformers(spec);
+  return prepareFloor(spec);
+}
+
+async function prepareAigw(spec: BenchCase): Promise<RunOnce> {
+  const model = await loadModel(spec.modelDir, { threads: spec.threads });
+  const sampling = spec.mode === 'greedy' ? { temperature: 0 } : { ...SAMPLING, seed: 1 };
+  return async (newTokens) => {
+    const stamps: number[] = [];
+    const start = performance.now();
+    for await (const event of generate(model, spec.promptIds, { ...sampling, maxTokens: newTokens, ignoreEos: true })) {
+      if (event.type === 'token') stamps.push(performance.now());
+    }
+    return timing(start, stamps, newTokens);
+  };
+}
+
+async function prepareTransformers(spec: BenchCase): Promise<RunOnce> {
+  const { AutoModelForCausalLM, Tensor: HfTensor, env } = await import('@huggingface/transformers');
+  env.allowRemoteModels = false;
+  env.localModelPath = '/';
+  const model = await AutoModelForCausalLM.from_pretrained(spec.modelDir, {
+    dtype: 'q4',
+    local_files_only: true,
+    session_options: { intraOpNumThreads: spec.threads, interOpNumThreads: 1 },
+  });
+  const inputIds = new HfTensor('int64', BigInt64Array.from(spec.promptIds, BigInt), [1, spec.promptIds.length]);
+  const attentionMask = new HfTensor('int64', new BigInt64Array(spec.promptIds.length).fill(1n), [1, spec.promptIds.length]);
+  const sampling =
+    spec.mode === 'greedy'
+      ? { do_sample: false }
+      : // top_k 0 switches off transformers.js' default top-k of 50, so both sides sample the same way.
+        { do_sample: true, temperature: SAMPLING.temperature, top_p: SAMPLING.topP, top_k: 0 };
+  return async (newTokens) => {
+    const stamps: number[] = [];
+    let promptSeen = false;
+    // generate() calls put() once with the prompt, then once per new token.
+    const streamer = {
+      put: () => (promptSeen ? stamps.push(performance.now()) : (promptSeen = true)),
+      end: () => undefined,
+    };
+    const start = performance.now();
+    await model.generate({
+      input_ids: inputIds,
+      attention_mask: attentionMask,
+      max_new_tokens: newTokens,
+      min_new_tokens: newTokens,
+      streamer: streamer as never,
+      ...sampling,
+    });
+    return timing(start, stamps, newTokens);
+  };
+}
+
+/** The floor: session.run in a loop with feeds built ahead, no tokenizer, no sampling, no checks. */
+async function prepareFloor(spec: BenchCase): Promise<RunOnce> {
+  const session = await ort.InferenceSession.create(`${spec.modelDir}/${spec.layout === 'genai' ? 'model.onnx' : 'onnx/model_q4.onnx'}`, {
+    intraOpNumThreads: spec.threads,
+    interOpNumThreads: 1,
+    graphOptimizationLevel: 'all',
+  });
+  const pastNames = session.inputNames.filter((n) => n.startsWith('past_key_values.'));
+  const meta = session.inputMetadata.find((m) => m.name === pastNames[0]);
+  const [kvHeads, headDim] = meta && meta.isTensor ? [meta.shape[1] as number, meta.shape[3] as number] : [0, 0];
+  const int64 = (values: number[], dims: number[]) => new ort.Tensor('int64', BigInt64Array.from(values, BigInt), dims);
+  const kv = (length: number) => new ort.Tensor('float32', new Float32Array(kvHeads * length * headDim), [1, kvHeads, length, headDim]);
+  const prompt = spec.promptIds;
+  const nextToken = int64([prompt[0]!], [1, 1]);
+
+  return async (newTokens) => {
+    const maxLength = prompt.length + newTokens;
+    // Every feed that does not depend on the previous step's output is built before the clock starts.
+    const masks = Array.from({ length: newTokens }, (_, i) => int64(new Array(prompt.length + i).fill(1), [1, prompt.length + i]));
+    const positions = Array.from({ length: newTokens }, (_, i) => int64(i === 0 ? prompt.map((_, j) => j) : [prompt.length + i - 1], [1, i === 0 ? prompt.length : 1]));
+    const shared = spec.layout === 'genai' ? pastNames.map(() => kv(maxLength)) : [];
+    const presentName = (past: string) => past.replace('past_key_values', 'present');
+    let past: Record<string, Tensor> = Object.fromEntries(pastNames.map((n, i) => [n, spec.layout === 'genai' ? shared[i]! : kv(0)]));
+    const fetches: Record<string, Tensor | null> = { logits: null };
+    if (spec.layout === 'genai') pastNames.forEach((n, i) => (fetches[presentName(n)] = shared[i]!));
+
+    const stamps: number[] = [];
+    const start = performance.now();
+    for (let i = 0; i < newTokens; i++) {
+      const feeds: Record<string, Tensor> = {
+        input_ids: i === 0 ? int64(prompt, [1, prompt.length]) : nextToken,
+        attention_mask: masks[i]!,
+        ...past,
+      };
+      if (session.inputNames.includes('position_ids')) feeds.position_ids = positions[i]!;
+      const outputs: InferenceSession.ReturnType = await session.run(feeds, spec.layout === 'genai' ? fetches : undefined);
+      if (spec.layout === 'optimum') past = Object.fromEntries(pastNames.map((n) => [n, outputs[presentName(n)]!]));
+      stamps.push(performance.now());
+    }
+    return timing(start, stamps, newTokens);
+  };
+}
+
+function timing(start: number, stamps: number[], expected: number): RunTiming {
+  if (stamps.length !== expected) throw new Error(`expected ${expected} tokens, got ${stamps.length}`);
+  return { ttftMs: stamps[0]! - start, msPerToken: (stamps.at(-1)! - stamps[0]!) / (stamps.length - 1) };
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+await main();

@@ -1,0 +1,124 @@
+// Engine benchmark (npm run bench:engine): aigw's engine against transformers.js on the same
+// files and against a bare session.run loop (the floor), on the 0.5B-shaped `bench` preset.
+// Each case runs in its own process; results go to bench/results/engine.json and a table.
+import { execFile } from 'node:child_process';
+import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { loadTokenizer } from '../src/engine/tokenizer.js';
+import { buildModelPackage } from '../tools/model-builder/index.js';
+import { presetShape } from '../tools/model-builder/presets.js';
+import type { BenchCase, CaseResult, Mode, Runner } from './engine-worker.js';
+
+const ROOT = fileURLToPath(new URL('../', import.meta.url));
+const MODELS = path.join(ROOT, 'bench', 'models');
+const PROMPT_TOKENS = 128;
+const NEW_TOKENS = 128;
+const THREADS = 2;
+const REPEATS = 3;
+
+interface Row extends CaseResult {
+  layout: 'optimum' | 'genai';
+  mode: Mode | 'any';
+  runner: Runner;
+}
+
+async function ensureBenchModel(layout: 'optimum' | 'genai'): Promise<string> {
+  const dir = path.join(MODELS, `bench-${layout}-int4`);
+  try {
+    await stat(path.join(dir, 'manifest.json'));
+  } catch {
+    console.error(`building the bench model (${layout}, int4) into ${path.relative(ROOT, dir)} ...`);
+    await buildModelPackage({ outDir: dir, layout, precision: 'int4', shape: presetShape('bench'), seed: 7, name: `bench-${layout}`, version: '1' });
+  }
+  return dir;
+}
+
+async function folderBytes(dir: string): Promise<number> {
+  let total = 0;
+  for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (entry.isFile()) total += (await stat(path.join(entry.parentPath, entry.name))).size;
+  }
+  return total;
+}
+
+/** 128 prompt tokens of ordinary text, the same ids for every runner. */
+async function promptIds(modelDir: string): Promise<number[]> {
+  const tokenizer = await loadTokenizer(modelDir);
+  const text = 'The city library opens at nine in the morning and closes at six in the evening. ';
+  const ids: number[] = [];
+  while (ids.length < PROMPT_TOKENS) ids.push(...tokenizer.encode(text));
+  return ids.slice(0, PROMPT_TOKENS);
+}
+
+async function runCase(spec: BenchCase): Promise<CaseResult> {
+  const worker = path.join(ROOT, 'bench', 'engine-worker.ts');
+  const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', worker, JSON.stringify(spec)], {
+    cwd: ROOT,
+    maxBuffer: 1 << 20,
+  });
+  return JSON.parse(stdout.trim().split('\n').at(-1)!) as CaseResult;
+}
+
+function table(rows: Row[], modelBytes: Record<string, number>): string {
+  const find = (layout: string, mode: string, runner: Runner) =>
+    rows.find((r) => r.layout === layout && r.runner === runner && (r.mode === mode || r.mode === 'any'));
+  const lines = [
+    '| layout | mode | runner | TTFT ms | decode tok/s | ms/token | peak RSS MB | aigw speed-up | vs floor (ms/token) |',
+    '|---|---|---|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const row of rows) {
+    const peer = row.mode === 'any' ? undefined : find(row.layout, row.mode, 'transformers.js');
+    const floor = find(row.layout, row.mode, 'floor');
+    const speedUp = row.runner === 'aigw' && peer ? `${(row.decodeTokensPerSecond / peer.decodeTokensPerSecond).toFixed(2)}x` : '';
+    const vsFloor = row.runner !== 'floor' && floor ? `${(row.msPerToken / floor.msPerToken).toFixed(3)}x` : '';
+    lines.push(
+      `| ${row.layout} | ${row.mode} | ${row.runner} | ${row.ttftMs.toFixed(1)} | ${row.decodeTokensPerSecond.toFixed(1)} | ` +
+        `${row.msPerToken.toFixed(2)} | ${row.peakRssMb.toFixed(0)} | ${speedUp} | ${vsFloor} |`,
+    );
+  }
+  const sizes = Object.entries(modelBytes).map(([layout, bytes]) => `${layout} ${(bytes / 2 ** 20).toFixed(0)} MB`);
+  lines.push('', `Model files (int4): ${sizes.join(', ')}. ${PROMPT_TOKENS} prompt tokens, ${NEW_TOKENS} new tokens, ${THREADS} intra-op threads, median of ${REPEATS} runs after a warm-up.`);
+  return lines.join('\n');
+}
+
+async function main(): Promise<void> {
+  const rows: Row[] = [];
+  const modelBytes: Record<string, number> = {};
+  for (const layout of ['optimum', 'genai'] as const) {
+    const modelDir = await ensureBenchModel(layout);
+    modelBytes[layout] = await folderBytes(modelDir);
+    const ids = await promptIds(modelDir);
+    const cases: { runner: Runner; mode: Mode | 'any' }[] = [
+      { runner: 'floor', mode: 'any' },
+      { runner: 'aigw', mode: 'greedy' },
+      { runner: 'aigw', mode: 'sampling' },
+    ];
+    // transformers.js runs Optimum exports only; it has no GroupQueryAttention shared-buffer path.
+    if (layout === 'optimum') cases.push({ runner: 'transformers.js', mode: 'greedy' }, { runner: 'transformers.js', mode: 'sampling' });
+    for (const { runner, mode } of cases) {
+      console.error(`${layout} ${mode} ${runner} ...`);
+      const result = await runCase({
+        runner,
+        mode: mode === 'any' ? 'greedy' : mode,
+        layout,
+        modelDir,
+        promptIds: ids,
+        newTokens: NEW_TOKENS,
+        threads: THREADS,
+        repeats: REPEATS,
+      });
+      rows.push({ layout, mode, runner, ...result });
+    }
+  }
+  const markdown = table(rows, modelBytes);
+  await mkdir(path.join(ROOT, 'bench', 'results'), { recursive: true });
+  await writeFile(
+    path.join(ROOT, 'bench', 'results', 'engine.json'),
+    `${JSON.stringify({ date: new Date().toISOString(), promptTokens: PROMPT_TOKENS, newTokens: NEW_TOKENS, threads: THREADS, modelBytes, rows }, null, 2)}\n`,
+  );
+  console.log(markdown);
+}
+
+await main();
