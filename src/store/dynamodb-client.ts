@@ -1,0 +1,176 @@
+// DynamoDB document client with fail-fast timeouts, and idempotent creation of the aigw table.
+
+import {
+  CreateTableCommand,
+  DescribeTableCommand,
+  DescribeTimeToLiveCommand,
+  DynamoDBClient,
+  UpdateTimeToLiveCommand,
+  type CreateTableCommandInput,
+} from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { setTimeout as delay } from 'node:timers/promises';
+import type { TableSchema } from './table-schema.js';
+
+export interface StaticCredentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+}
+
+export interface DynamoDbClientOptions {
+  /** Empty or undefined: the AWS regional endpoint. */
+  endpoint?: string;
+  region: string;
+  /** Omit to use the AWS default credential chain. */
+  credentials?: StaticCredentials;
+  connectionTimeoutMs?: number;
+  requestTimeoutMs?: number;
+  maxAttempts?: number;
+}
+
+/** A document client and the table it addresses: what every item-access function takes. */
+export interface Store {
+  readonly client: DynamoDBDocumentClient;
+  readonly tableName: string;
+}
+
+/** DynamoDB could not be reached at all (no HTTP answer), as opposed to an error it returned. */
+export class StoreUnavailableError extends Error {
+  override readonly name = 'StoreUnavailableError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+export class TableSetupError extends Error {
+  override readonly name = 'TableSetupError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+export function createDynamoDbClient(options: DynamoDbClientOptions): DynamoDBDocumentClient {
+  const client = new DynamoDBClient({
+    region: options.region,
+    endpoint: options.endpoint ? options.endpoint : undefined,
+    credentials: options.credentials,
+    // A dead endpoint must fail in seconds, not hang a request or a start-up for minutes.
+    maxAttempts: options.maxAttempts ?? 2,
+    requestHandler: {
+      connectionTimeout: options.connectionTimeoutMs ?? 1_000,
+      requestTimeout: options.requestTimeoutMs ?? 3_000,
+    },
+  });
+  return DynamoDBDocumentClient.from(client, {
+    marshallOptions: { removeUndefinedValues: true },
+  });
+}
+
+export function createTableInput(schema: TableSchema): CreateTableCommandInput {
+  return {
+    TableName: schema.tableName,
+    AttributeDefinitions: [
+      { AttributeName: schema.partitionKey.name, AttributeType: schema.partitionKey.type },
+      { AttributeName: schema.sortKey.name, AttributeType: schema.sortKey.type },
+    ],
+    KeySchema: [
+      { AttributeName: schema.partitionKey.name, KeyType: 'HASH' },
+      { AttributeName: schema.sortKey.name, KeyType: 'RANGE' },
+    ],
+    BillingMode: schema.billingMode,
+  };
+}
+
+/** True when the error carries no HTTP response: connection refused, timeout, DNS failure. */
+export function isUnreachableError(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+  return status === undefined;
+}
+
+function errorName(error: unknown): string | undefined {
+  return error instanceof Error ? error.name : undefined;
+}
+
+async function describeStatus(
+  client: DynamoDBDocumentClient,
+  tableName: string,
+): Promise<string | undefined> {
+  try {
+    const out = await client.send(new DescribeTableCommand({ TableName: tableName }));
+    return out.Table?.TableStatus;
+  } catch (error) {
+    if (errorName(error) === 'ResourceNotFoundException') return undefined;
+    throw error;
+  }
+}
+
+const TABLE_WAIT_MS = 120_000;
+
+async function waitUntilActive(client: DynamoDBDocumentClient, tableName: string): Promise<void> {
+  const deadline = Date.now() + TABLE_WAIT_MS;
+  for (;;) {
+    const status = await describeStatus(client, tableName);
+    if (status === 'ACTIVE') return;
+    if (Date.now() > deadline) {
+      throw new TableSetupError(
+        `table ${tableName} is not ACTIVE after ${TABLE_WAIT_MS / 1000} s (status ${status ?? 'missing'})`,
+      );
+    }
+    await delay(250);
+  }
+}
+
+async function ensureTtl(client: DynamoDBDocumentClient, schema: TableSchema): Promise<void> {
+  const out = await client.send(new DescribeTimeToLiveCommand({ TableName: schema.tableName }));
+  const status = out.TimeToLiveDescription?.TimeToLiveStatus;
+  if (status === 'ENABLED' || status === 'ENABLING') return;
+  await client.send(
+    new UpdateTimeToLiveCommand({
+      TableName: schema.tableName,
+      TimeToLiveSpecification: { AttributeName: schema.ttlAttribute, Enabled: true },
+    }),
+  );
+}
+
+/**
+ * Creates the table when missing and waits until it is ACTIVE, then turns TTL on.
+ * Idempotent and safe to race: a concurrent creator's ResourceInUseException counts as success.
+ */
+export async function ensureTable(client: DynamoDBDocumentClient, schema: TableSchema): Promise<void> {
+  try {
+    const status = await describeStatus(client, schema.tableName);
+    if (status === undefined) {
+      try {
+        await client.send(new CreateTableCommand(createTableInput(schema)));
+      } catch (error) {
+        if (errorName(error) !== 'ResourceInUseException') throw error;
+      }
+    }
+    if (status !== 'ACTIVE') await waitUntilActive(client, schema.tableName);
+    await ensureTtl(client, schema);
+  } catch (error) {
+    if (error instanceof TableSetupError) throw error;
+    const endpoint = await describeEndpoint(client);
+    if (isUnreachableError(error)) {
+      throw new StoreUnavailableError(
+        `DynamoDB is unreachable at ${endpoint}: ${(error as Error).message}`,
+        { cause: error },
+      );
+    }
+    throw new TableSetupError(
+      `could not set up table ${schema.tableName} at ${endpoint}: ${(error as Error).message}`,
+      { cause: error },
+    );
+  }
+}
+
+async function describeEndpoint(client: DynamoDBDocumentClient): Promise<string> {
+  try {
+    const endpoint = await client.config.endpoint?.();
+    if (endpoint) return `${endpoint.protocol}//${endpoint.hostname}${endpoint.port ? `:${endpoint.port}` : ''}`;
+    return `the regional endpoint of ${await client.config.region()}`;
+  } catch {
+    return 'the configured endpoint';
+  }
+}

@@ -1,0 +1,69 @@
+// The one definition of aigw's DynamoDB table, as plain data: `ensureTable` creates it locally
+// and the CDK stack declares it from the same object, so the two can never drift apart.
+
+export const DEFAULT_TABLE_NAME = 'aigw';
+
+export interface TableSchema {
+  readonly tableName: string;
+  readonly partitionKey: { readonly name: 'pk'; readonly type: 'S' };
+  readonly sortKey: { readonly name: 'sk'; readonly type: 'S' };
+  /** Epoch seconds; DynamoDB deletes expired items lazily (up to days late), so readers filter too. */
+  readonly ttlAttribute: 'ttl';
+  readonly billingMode: 'PAY_PER_REQUEST';
+}
+
+export function tableSchema(tableName: string = DEFAULT_TABLE_NAME): TableSchema {
+  return {
+    tableName,
+    partitionKey: { name: 'pk', type: 'S' },
+    sortKey: { name: 'sk', type: 'S' },
+    ttlAttribute: 'ttl',
+    billingMode: 'PAY_PER_REQUEST',
+  };
+}
+
+export interface ItemKey {
+  pk: string;
+  sk: string;
+}
+
+/** Partition key prefixes, one per item family (see DESIGN.md "Data in DynamoDB"). */
+export const KEY_PREFIX = {
+  apiKey: 'KEY#',
+  rateCounter: 'RL#',
+  lease: 'LEASE#',
+  budget: 'BUDGET#',
+  cache: 'CACHE#',
+  alias: 'ALIAS#',
+  usage: 'USAGE#',
+} as const;
+
+// Families with one item per partition use a fixed sort key; only leases need a range.
+export const itemKeys = {
+  /** API key record, addressed by the SHA-256 hex of the key (the key itself is never stored). */
+  apiKey: (sha256Hex: string): ItemKey => ({ pk: `${KEY_PREFIX.apiKey}${sha256Hex}`, sk: 'KEY' }),
+  /** Rate counter of one key (public key id) in one window (e.g. the window's start epoch). */
+  rateCounter: (keyId: string, window: string): ItemKey => ({
+    pk: `${KEY_PREFIX.rateCounter}${keyId}#${window}`,
+    sk: 'RL',
+  }),
+  /** One concurrency lease of a key; all leases of a key share the partition. */
+  lease: (keyId: string, leaseId: string): ItemKey => ({
+    pk: `${KEY_PREFIX.lease}${keyId}`,
+    sk: `LEASE#${leaseId}`,
+  }),
+  /** Spent and reserved budget of a key in one period (e.g. `2026-11`). */
+  budget: (keyId: string, period: string): ItemKey => ({
+    pk: `${KEY_PREFIX.budget}${keyId}#${period}`,
+    sk: 'BUDGET',
+  }),
+  /** Cached response by canonical request hash. */
+  cache: (hash: string): ItemKey => ({ pk: `${KEY_PREFIX.cache}${hash}`, sk: 'CACHE' }),
+  /** Which model version serves a model name. */
+  alias: (model: string): ItemKey => ({ pk: `${KEY_PREFIX.alias}${model}`, sk: 'ALIAS' }),
+  /** Usage roll-up of a key for one day (`YYYY-MM-DD`). */
+  usage: (keyId: string, day: string): ItemKey => ({
+    pk: `${KEY_PREFIX.usage}${keyId}#${day}`,
+    sk: 'USAGE',
+  }),
+};
