@@ -53,7 +53,8 @@ export function createDynamoDbClient(options: DynamoDbClientOptions): DynamoDBDo
   const client = new DynamoDBClient({
     region: options.region,
     endpoint: options.endpoint ? options.endpoint : undefined,
-    credentials: options.credentials,
+    // A copy: the SDK annotates the credentials object it is given.
+    credentials: options.credentials && { ...options.credentials },
     // A dead endpoint must fail in seconds, not hang a request or a start-up for minutes.
     maxAttempts: options.maxAttempts ?? 2,
     requestHandler: {
@@ -125,12 +126,19 @@ async function ensureTtl(client: DynamoDBDocumentClient, schema: TableSchema): P
   const out = await client.send(new DescribeTimeToLiveCommand({ TableName: schema.tableName }));
   const status = out.TimeToLiveDescription?.TimeToLiveStatus;
   if (status === 'ENABLED' || status === 'ENABLING') return;
-  await client.send(
-    new UpdateTimeToLiveCommand({
-      TableName: schema.tableName,
-      TimeToLiveSpecification: { AttributeName: schema.ttlAttribute, Enabled: true },
-    }),
-  );
+  try {
+    await client.send(
+      new UpdateTimeToLiveCommand({
+        TableName: schema.tableName,
+        TimeToLiveSpecification: { AttributeName: schema.ttlAttribute, Enabled: true },
+      }),
+    );
+  } catch (error) {
+    // A concurrent ensureTable enabled it between our describe and update.
+    const alreadyOn =
+      errorName(error) === 'ValidationException' && /already enabled/i.test((error as Error).message);
+    if (!alreadyOn) throw error;
+  }
 }
 
 /**
@@ -168,7 +176,10 @@ export async function ensureTable(client: DynamoDBDocumentClient, schema: TableS
 async function describeEndpoint(client: DynamoDBDocumentClient): Promise<string> {
   try {
     const endpoint = await client.config.endpoint?.();
-    if (endpoint) return `${endpoint.protocol}//${endpoint.hostname}${endpoint.port ? `:${endpoint.port}` : ''}`;
+    if (endpoint) {
+      const port = endpoint.port ? `:${endpoint.port}` : '';
+      return `${endpoint.protocol}//${endpoint.hostname}${port}`;
+    }
     return `the regional endpoint of ${await client.config.region()}`;
   } catch {
     return 'the configured endpoint';

@@ -54,6 +54,8 @@ export interface DynamoDbLocalOptions {
 export interface DynamoDbLocal {
   endpoint: string;
   port: number;
+  /** Process id of the java child. */
+  pid: number;
   /** Pass these to the client: DynamoDB Local keeps one database per access key id and region. */
   credentials: StaticCredentials;
   stop(): Promise<void>;
@@ -306,6 +308,7 @@ export async function startDynamoDbLocal(options: DynamoDbLocalOptions = {}): Pr
   return {
     endpoint: `http://127.0.0.1:${port}`,
     port,
+    pid: child.pid ?? 0,
     credentials,
     stop: () => {
       stopping ??= killAndWait(child, exited).finally(removeGuard);
