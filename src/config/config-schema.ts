@@ -1,0 +1,106 @@
+// The shape of aigw.toml: every section and key with its default and its one-line complaint.
+// Sections and keys are strict, so a typo fails at start instead of being silently ignored.
+
+import { z } from 'zod';
+
+const integer = (min: number, max: number) => {
+  const message = `expected an integer between ${min} and ${max}`;
+  return z
+    .number({ error: message })
+    .int({ error: message })
+    .min(min, { error: message })
+    .max(max, { error: message });
+};
+
+const oneOf = <const T extends readonly [string, ...string[]]>(values: T) =>
+  z.enum(values, { error: `expected one of ${values.map((v) => `"${v}"`).join(', ')}` });
+
+const text = (what: string) => z.string({ error: `expected ${what}` });
+const nonEmptyText = (what: string) => text(what).min(1, { error: `expected ${what}` });
+const section = (name: string) => ({ error: `expected a table ([${name}])` });
+const flag = () => z.boolean({ error: 'expected true or false' });
+
+const origin = z
+  .string({ error: 'expected a list of origins such as "https://app.example.com" or "*"' })
+  .refine((value) => value === '*' || /^https?:\/\/[^/\s]+$/.test(value), {
+    error: 'expected an origin such as "https://app.example.com" (scheme and host, no path) or "*"',
+  });
+
+const url = z
+  .string({ error: 'expected an http(s) URL or "" (empty)' })
+  .refine((value) => value === '' || /^https?:\/\/[^\s]+$/.test(value), {
+    error: 'expected an http(s) URL such as "http://127.0.0.1:8000", or "" (empty)',
+  });
+
+const urlPath = z
+  .string({ error: 'expected a path starting with "/" or "" (off)' })
+  .refine((value) => value === '' || /^\/[^\s?#]*$/.test(value), {
+    error: 'expected a path starting with "/" such as "/metrics", or "" (off)',
+  });
+
+/** transformers.js dtype names, as found in Optimum file names (`model_q4.onnx`). */
+export const PRECISIONS = ['auto', 'fp32', 'fp16', 'q8', 'int8', 'uint8', 'q4', 'q4f16', 'bnb4'] as const;
+
+const modelSection = z.strictObject(
+  {
+    name: nonEmptyText('a model name').default('aigw-tiny'),
+    format: oneOf(['auto', 'optimum', 'genai']).default('auto'),
+    max_tokens: integer(1, 1_048_576).default(256),
+    path: nonEmptyText('a model package folder').default('.aigw/models/aigw-tiny'),
+  },
+  section('model'),
+);
+
+const performanceSection = z.strictObject(
+  {
+    batch_size: integer(1, 1024).default(1),
+    precision: oneOf(PRECISIONS).default('auto'),
+    threads: integer(0, 1024).default(0),
+  },
+  section('performance'),
+);
+
+const monitoringSection = z.strictObject(
+  {
+    log_level: oneOf(['debug', 'info', 'warn', 'error']).default('info'),
+    metrics_endpoint: urlPath.default(''),
+  },
+  section('monitoring'),
+);
+
+const gatewaySection = z.strictObject(
+  {
+    host: nonEmptyText('a host name or IP address').default('127.0.0.1'),
+    port: integer(1, 65_535).default(8787),
+    allowed_origins: z.array(origin, { error: 'expected a list of origins' }).default(() => []),
+    max_request_bytes: integer(1_024, 1_073_741_824).default(1_048_576),
+    log_prompts: flag().default(false),
+  },
+  section('gateway'),
+);
+
+const dynamodbSection = z.strictObject(
+  {
+    endpoint: url.default(''),
+    region: nonEmptyText('an AWS region such as "us-east-1"').default('us-east-1'),
+    table: text('a table name')
+      .regex(/^[A-Za-z0-9_.-]{3,255}$/, { error: 'expected 3 to 255 letters, digits, "_", "-" or "."' })
+      .default('aigw'),
+    data_dir: nonEmptyText('a folder').default('.aigw/dynamodb'),
+  },
+  section('dynamodb'),
+);
+
+// `prefault({})` runs a missing section through its schema, so each key gets its own default.
+export const configSchema = z.strictObject({
+  model: modelSection.prefault({}),
+  performance: performanceSection.prefault({}),
+  monitoring: monitoringSection.prefault({}),
+  gateway: gatewaySection.prefault({}),
+  dynamodb: dynamodbSection.prefault({}),
+});
+
+export type AigwConfig = z.output<typeof configSchema>;
+
+/** Every key's default, from the schema itself; the repo's aigw.toml spells them out. */
+export const CONFIG_DEFAULTS: AigwConfig = configSchema.parse({});
