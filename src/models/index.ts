@@ -1,5 +1,5 @@
-// Model packages: the manifest (files, sizes, SHA-256, tokens, price), packing a downloaded
-// Optimum or onnxruntime-genai folder into a package, and verifying a package once per download.
+// Model packages: the manifest (files, sizes, SHA-256, tokens, price), packing and verifying a
+// package folder, and the S3 model store (push, list, fetch to a local cache with ranged GETs).
 export { ModelPackageError, type ModelPackageErrorCode } from './errors.js';
 export {
   MANIFEST_FILE,
@@ -27,3 +27,23 @@ export { ONNX_DECODE_LIMIT_BYTES, findExternalDataFiles } from './external-data.
 export { packModelFolder, type PackOptions } from './pack.js';
 export { VERIFIED_STAMP_FILE, verifyModelFolder, type VerifyOptions } from './verify.js';
 export { sha256File } from './file-hash.js';
+export {
+  MODEL_STORE_PREFIX,
+  ModelStoreError,
+  assertModelId,
+  createModelStoreClient,
+  listModelVersions,
+  modelObjectKey,
+  modelPackagePrefix,
+  type ModelStoreClientOptions,
+  type ModelStoreErrorCode,
+  type StoredModelVersion,
+} from './s3-store.js';
+export { UPLOAD_PART_SIZE, pushModelPackage, type PushOptions, type PushProgress, type PushResult } from './model-upload.js';
+export {
+  DEFAULT_MODEL_CACHE_DIR,
+  DOWNLOAD_CONCURRENCY,
+  DOWNLOAD_PART_SIZE,
+  fetchModelPackage,
+  type FetchOptions,
+} from './model-download.js';
