@@ -1,0 +1,28 @@
+import type { ChatMessage, GenerationEvent, GenerationOptions } from '../engine/index.js';
+
+/** What the client asked for, already validated: chat messages or a plain-text prompt. */
+export type GenerationInput = { kind: 'chat'; messages: readonly ChatMessage[] } | { kind: 'text'; prompt: string };
+
+export type GenerationParams = Omit<GenerationOptions, 'signal' | 'ignoreEos'>;
+
+/** A request that fits the model: its token counts are known before any generation runs. */
+export interface PreparedGeneration {
+  promptTokens: number;
+  /** The most completion tokens it may produce (max_tokens, or what is left of the context). */
+  maxTokens: number;
+  /** Runs the generation; aborting the signal stops it within one decoder step. */
+  run(signal: AbortSignal): AsyncIterable<GenerationEvent>;
+}
+
+/**
+ * One servable model behind a public model id. Preparing is separate from running so the
+ * gateway can reject, price and admit a request before any model work starts.
+ */
+export interface ModelBackend {
+  readonly id: string;
+  /** Unix seconds, for GET /v1/models. */
+  readonly created: number;
+  readonly ownedBy: string;
+  readonly contextLength: number;
+  prepare(input: GenerationInput, params: GenerationParams): Promise<PreparedGeneration>;
+}

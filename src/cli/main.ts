@@ -1,0 +1,19 @@
+// cli: the `aigw` command (commander): serve, keys create|list|revoke, model pack.
+// Each subcommand translates flags into calls of the modules below; no logic lives here.
+import { Command } from 'commander';
+import { keysCommand } from './keys-command.js';
+import { modelCommand } from './model-command.js';
+import { serveCommand } from './serve-command.js';
+
+const program = new Command('aigw')
+  .description('serverless AI gateway for open models')
+  .option('-c, --config <file>', 'configuration file', 'aigw.toml')
+  .addCommand(serveCommand())
+  .addCommand(keysCommand())
+  .addCommand(modelCommand());
+
+program.parseAsync().catch((error: unknown) => {
+  // Typed errors carry messages written for the operator; show them without a stack trace.
+  console.error(`aigw: ${error instanceof Error ? error.message : String(error)}`);
+  process.exitCode = 1;
+});

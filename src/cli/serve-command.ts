@@ -1,0 +1,112 @@
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
+import { Command, InvalidArgumentError } from 'commander';
+import { Logger } from '@aws-lambda-powertools/logger';
+import { authenticateApiKey, createApiKey, listApiKeys } from '../admission/index.js';
+import { serveNode } from '../adapters/node-server.js';
+import { engineBackend } from '../backends/engine-backend.js';
+import { loadConfig, type AigwConfig } from '../config/index.js';
+import { loadModel, unloadAllModels } from '../engine/index.js';
+import { createGateway } from '../gateway.js';
+import { ensureDemoModel, DEMO_MODEL_PATH } from './demo-model.js';
+import { openLocalStore } from './local-store.js';
+
+/** `aigw serve`: the whole gateway on this machine (`npm start`). */
+export function serveCommand(): Command {
+  return new Command('serve')
+    .description('run the gateway on this machine, with DynamoDB Local and the demo model unless configured otherwise')
+    .option('-p, --port <port>', 'port to listen on (overrides [gateway] port)', (value) => {
+      const port = Number(value);
+      if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidArgumentError('expected a port number');
+      return port;
+    })
+    .action(async (options: { port?: number }, command: Command) => {
+      const config = loadConfig(command.optsWithGlobals().config);
+      if (options.port !== undefined) config.gateway.port = options.port;
+      await serve(config);
+    });
+}
+
+export async function serve(config: AigwConfig): Promise<void> {
+  const logger = new Logger({ serviceName: 'aigw', logLevel: config.monitoring.log_level.toUpperCase() as 'INFO' });
+  const say = (line: string) => process.stderr.write(`${line}\n`);
+
+  const local = await openLocalStore(config, { advertise: true });
+  const cleanups: (() => Promise<void>)[] = [() => local.close()];
+  const shutdown = async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
+  };
+  try {
+    const modelDir = path.resolve(config.model.path);
+    if (!(await exists(path.join(modelDir, 'manifest.json')))) {
+      if (path.resolve(DEMO_MODEL_PATH) !== modelDir) {
+        throw new Error(`no model package at ${config.model.path} ([model] path): build one with \`aigw model pack <folder>\``);
+      }
+      say('building the demo model (random weights, a few seconds) ...');
+      await ensureDemoModel(config);
+    }
+    const model = await loadModel(modelDir, { threads: config.performance.threads || undefined });
+    if (config.model.format !== 'auto' && config.model.format !== model.manifest.layout) {
+      throw new Error(`model.format is "${config.model.format}" but the package at ${config.model.path} is "${model.manifest.layout}"`);
+    }
+    cleanups.push(unloadAllModels);
+
+    const gateway = createGateway({
+      backends: new Map([[config.model.name, engineBackend(model, config.model.name, { defaultMaxTokens: config.model.max_tokens })]]),
+      defaultModel: config.model.name,
+      authenticate: (presented) => authenticateApiKey(local.store, presented),
+      logger,
+      maxRequestBytes: config.gateway.max_request_bytes,
+      logPrompts: config.gateway.log_prompts,
+    });
+    const server = await serveNode(gateway, { host: config.gateway.host, port: config.gateway.port });
+    cleanups.push(() => server.close());
+
+    say(`aigw is serving ${config.model.name} on ${server.url}/v1 (Ctrl-C to stop)`);
+    if ((await listApiKeys(local.store)).length === 0) {
+      const { key } = await createApiKey(local.store, { name: 'dev' });
+      say(firstRunHelp(server.url, key, config.model.name));
+    }
+  } catch (error) {
+    await shutdown();
+    throw error;
+  }
+
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      say(`${signal}: finishing in-flight requests and stopping ...`);
+      shutdown().then(resolve, resolve);
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+}
+
+function firstRunHelp(url: string, key: string, model: string): string {
+  return `
+A development API key was created. It is shown only this once; only its hash is stored:
+
+  ${key}
+
+Try it:
+
+  curl ${url}/v1/chat/completions \\
+    -H "Authorization: Bearer ${key}" -H "Content-Type: application/json" \\
+    -d '{"model": "${model}", "messages": [{"role": "user", "content": "Hello!"}]}'
+
+Or from the OpenAI SDK (JavaScript):
+
+  import OpenAI from 'openai';
+  const client = new OpenAI({ baseURL: '${url}/v1', apiKey: '${key}' });
+  const reply = await client.chat.completions.create({ model: '${model}', messages: [{ role: 'user', content: 'Hello!' }] });
+
+More keys: npx aigw keys create --name <name>. The demo model has random weights: its replies are gibberish.
+`;
+}
+
+async function exists(file: string): Promise<boolean> {
+  return stat(file).then(
+    () => true,
+    () => false,
+  );
+}

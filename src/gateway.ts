@@ -1,0 +1,322 @@
+// The gateway: one function from a Web-standard Request to a Response, the same on a laptop
+// and in Lambda. authenticate → validate → resolve model → prepare → generate → stream → log.
+import { randomBytes } from 'node:crypto';
+import type { ApiKeyRecord } from './admission/index.js';
+import {
+  ApiError,
+  SSE_HEADERS,
+  chatCompletion,
+  chatCompletionChunk,
+  errorResponse,
+  invalidApiKey,
+  malformedJson,
+  methodNotAllowed,
+  missingApiKey,
+  modelList,
+  modelNotFound,
+  modelObject,
+  newCompletionId,
+  notFound,
+  parseChatCompletionRequest,
+  parseCompletionRequest,
+  parseGenerateRequest,
+  payloadTooLarge,
+  sseResponseBody,
+  textCompletion,
+  textCompletionChunk,
+  toApiError,
+  unsupportedMediaType,
+  type ChatCompletionRequest,
+  type CompletionRequest,
+  type GenerateRequest,
+} from './api/index.js';
+import type { GenerationInput, GenerationParams, ModelBackend, PreparedGeneration } from './backends/model-backend.js';
+import type { FinishReason, GenerationEvent, Usage } from './engine/index.js';
+import { requestLog, type RequestLogger } from './telemetry/index.js';
+
+export interface GatewayOptions {
+  /** Public model id → backend. */
+  backends: ReadonlyMap<string, ModelBackend>;
+  /** The model /v1/generate uses when the request names none. */
+  defaultModel: string;
+  /** Looks a presented API key up; absent when keys are switched off (a model function behind IAM). */
+  authenticate?: (presentedKey: string) => Promise<ApiKeyRecord | null>;
+  logger: RequestLogger;
+  maxRequestBytes: number;
+  /** Prompts and completions are logged only when the operator turns this on. */
+  logPrompts: boolean;
+}
+
+export type Gateway = (request: Request) => Promise<Response>;
+
+interface RequestContext {
+  requestId: string;
+  started: number;
+  key?: ApiKeyRecord;
+  log: ReturnType<typeof requestLog>;
+}
+
+type Endpoint = 'chat' | 'completions' | 'generate';
+
+export function createGateway(options: GatewayOptions): Gateway {
+  return async (request) => {
+    const ctx: RequestContext = {
+      requestId: `req_${randomBytes(12).toString('hex')}`,
+      started: performance.now(),
+      log: requestLog(options.logger, options.logPrompts),
+    };
+    ctx.log.set({ requestId: ctx.requestId, method: request.method, path: new URL(request.url).pathname });
+    let response: Response;
+    try {
+      response = await route(options, request, ctx);
+    } catch (error) {
+      const apiError = toApiError(error, { promptParam: new URL(request.url).pathname === '/v1/completions' ? 'prompt' : 'messages' });
+      if (apiError.status >= 500) ctx.log.set({ error: describe(error) });
+      response = errorResponse(apiError);
+    }
+    response.headers.set('x-request-id', ctx.requestId);
+    // A streamed response logs itself when the stream ends; everything else is done now.
+    if (!isEventStream(response)) ctx.log.finish(response.status, ctx.started);
+    return response;
+  };
+}
+
+async function route(options: GatewayOptions, request: Request, ctx: RequestContext): Promise<Response> {
+  const { pathname } = new URL(request.url);
+  if (pathname === '/healthz') {
+    return request.method === 'GET' ? Response.json({ status: 'ok' }) : errorResponse(methodNotAllowed());
+  }
+  if (!pathname.startsWith('/v1/')) return errorResponse(notFound(pathname));
+
+  const endpoint = endpointOf(pathname);
+  const isModels = pathname === '/v1/models' || pathname.startsWith('/v1/models/');
+  if (!endpoint && !isModels) return errorResponse(notFound(pathname));
+  if (endpoint && request.method !== 'POST') return errorResponse(methodNotAllowed());
+  if (isModels && request.method !== 'GET') return errorResponse(methodNotAllowed());
+
+  if (options.authenticate) ctx.key = await authenticate(options.authenticate, request, ctx);
+
+  if (isModels) return listModels(options, pathname, ctx);
+  const body = await readJsonBody(request, options.maxRequestBytes);
+  return generateResponse(options, endpoint!, body, request.signal, ctx);
+}
+
+function endpointOf(pathname: string): Endpoint | undefined {
+  if (pathname === '/v1/chat/completions') return 'chat';
+  if (pathname === '/v1/completions') return 'completions';
+  if (pathname === '/v1/generate') return 'generate';
+  return undefined;
+}
+
+async function authenticate(
+  lookup: NonNullable<GatewayOptions['authenticate']>,
+  request: Request,
+  ctx: RequestContext,
+): Promise<ApiKeyRecord> {
+  const header = request.headers.get('authorization');
+  const presented = header?.match(/^Bearer\s+(.+)$/i)?.[1]?.trim() ?? request.headers.get('x-api-key')?.trim();
+  if (!presented) throw missingApiKey();
+  const key = await lookup(presented);
+  if (!key) throw invalidApiKey();
+  ctx.log.set({ keyId: key.keyId });
+  return key;
+}
+
+function visibleBackends(options: GatewayOptions, key: ApiKeyRecord | undefined): ModelBackend[] {
+  const allowed = key?.allowedModels ?? [];
+  return [...options.backends.values()].filter((b) => allowed.length === 0 || allowed.includes(b.id));
+}
+
+function resolveBackend(options: GatewayOptions, model: string, key: ApiKeyRecord | undefined): ModelBackend {
+  // A model the key may not use is reported exactly like one that does not exist.
+  const backend = visibleBackends(options, key).find((b) => b.id === model);
+  if (!backend) throw modelNotFound(model);
+  return backend;
+}
+
+function listModels(options: GatewayOptions, pathname: string, ctx: RequestContext): Response {
+  if (pathname === '/v1/models') {
+    return Response.json(modelList(visibleBackends(options, ctx.key).map((b) => modelObject(b.id, b.created, b.ownedBy))));
+  }
+  const id = decodeURIComponent(pathname.slice('/v1/models/'.length));
+  const backend = resolveBackend(options, id, ctx.key);
+  return Response.json(modelObject(backend.id, backend.created, backend.ownedBy));
+}
+
+async function readJsonBody(request: Request, maxBytes: number): Promise<unknown> {
+  const contentType = request.headers.get('content-type') ?? '';
+  if (!/^application\/json\b/i.test(contentType)) throw unsupportedMediaType();
+  const declared = Number(request.headers.get('content-length') ?? NaN);
+  if (declared > maxBytes) throw payloadTooLarge(maxBytes);
+
+  // Count while reading: a missing or lying content-length must not let a huge body in.
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  if (request.body) {
+    const reader = request.body.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.byteLength;
+      if (size > maxBytes) {
+        await reader.cancel();
+        throw payloadTooLarge(maxBytes);
+      }
+      chunks.push(value);
+    }
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw malformedJson();
+  }
+}
+
+interface NormalizedRequest {
+  model: string;
+  input: GenerationInput;
+  params: GenerationParams;
+  stream: boolean;
+  includeUsage: boolean;
+}
+
+function normalize(endpoint: Endpoint, body: unknown, defaultModel: string): NormalizedRequest {
+  if (endpoint === 'chat') {
+    const req: ChatCompletionRequest = parseChatCompletionRequest(body);
+    return { model: req.model, input: { kind: 'chat', messages: req.messages }, params: paramsOf(req), stream: req.stream, includeUsage: req.includeUsage };
+  }
+  if (endpoint === 'completions') {
+    const req: CompletionRequest = parseCompletionRequest(body);
+    return { model: req.model, input: { kind: 'text', prompt: req.prompt }, params: paramsOf(req), stream: req.stream, includeUsage: req.includeUsage };
+  }
+  const req: GenerateRequest = parseGenerateRequest(body);
+  return { model: req.model ?? defaultModel, input: { kind: 'chat', messages: req.messages }, params: paramsOf(req), stream: req.stream, includeUsage: true };
+}
+
+function paramsOf(req: ChatCompletionRequest | CompletionRequest | GenerateRequest): GenerationParams {
+  // OpenAI accepts top_p 0, which can only mean "the single most likely token".
+  const greedy = req.topP === 0;
+  return {
+    maxTokens: req.maxTokens,
+    stop: req.stop,
+    temperature: greedy ? 0 : req.temperature,
+    topP: greedy ? undefined : req.topP,
+    topK: req.topK,
+    seed: req.seed,
+    presencePenalty: req.presencePenalty,
+    frequencyPenalty: req.frequencyPenalty,
+    repetitionPenalty: req.repetitionPenalty,
+  };
+}
+
+async function generateResponse(
+  options: GatewayOptions,
+  endpoint: Endpoint,
+  body: unknown,
+  signal: AbortSignal,
+  ctx: RequestContext,
+): Promise<Response> {
+  const req = normalize(endpoint, body, options.defaultModel);
+  const backend = resolveBackend(options, req.model, ctx.key);
+  ctx.log.set({ model: backend.id, stream: req.stream });
+  ctx.log.setPrompt(req.input);
+  const prepared = await backend.prepare(req.input, req.params);
+  ctx.log.set({ promptTokens: prepared.promptTokens });
+
+  const id = newCompletionId(endpoint === 'completions' ? 'cmpl' : 'chatcmpl');
+  const created = Math.floor(Date.now() / 1000);
+  const shape = { endpoint, id, created, model: backend.id };
+  if (!req.stream) {
+    const result = await collect(prepared, signal, ctx);
+    return Response.json(completeBody(shape, result.text, result.finishReason, result.usage));
+  }
+  const events = streamEvents(shape, prepared, signal, req.includeUsage, ctx);
+  return new Response(sseResponseBody(events), { status: 200, headers: SSE_HEADERS });
+}
+
+interface ResponseShape {
+  endpoint: Endpoint;
+  id: string;
+  created: number;
+  model: string;
+}
+
+async function collect(prepared: PreparedGeneration, signal: AbortSignal, ctx: RequestContext) {
+  let text = '';
+  for await (const event of prepared.run(signal)) {
+    ctx.log.token();
+    text += event.text;
+    if (event.type === 'finish') {
+      ctx.log.set({ completionTokens: event.usage.completionTokens, finishReason: event.finishReason });
+      ctx.log.setCompletion(text);
+      return { text, finishReason: event.finishReason, usage: event.usage };
+    }
+  }
+  throw new ApiError(500, 'generation ended without a finish event');
+}
+
+function completeBody(shape: ResponseShape, text: string, finishReason: FinishReason, usage: Usage): object {
+  if (shape.endpoint === 'chat') return chatCompletion({ ...shape, content: text, finishReason, usage });
+  if (shape.endpoint === 'completions') return textCompletion({ ...shape, text, finishReason, usage });
+  return { id: shape.id, object: 'generation', created: shape.created, model: shape.model, text, finish_reason: finishReason, usage: usageBody(usage) };
+}
+
+function usageBody(usage: Usage) {
+  return { prompt_tokens: usage.promptTokens, completion_tokens: usage.completionTokens, total_tokens: usage.promptTokens + usage.completionTokens };
+}
+
+/** The SSE events of a streamed response, in OpenAI's order; logs the request when the stream ends. */
+async function* streamEvents(
+  shape: ResponseShape,
+  prepared: PreparedGeneration,
+  signal: AbortSignal,
+  includeUsage: boolean,
+  ctx: RequestContext,
+): AsyncGenerator<object> {
+  const chunk = (delta: { role?: 'assistant'; content?: string }, finishReason: FinishReason | null = null): object => {
+    // With include_usage, OpenAI sends `usage: null` on every chunk but the last.
+    const usage = includeUsage ? null : undefined;
+    if (shape.endpoint === 'chat') return chatCompletionChunk({ ...shape, delta, finishReason, usage });
+    if (shape.endpoint === 'completions') return textCompletionChunk({ ...shape, text: delta.content ?? '', finishReason, usage });
+    return { id: shape.id, object: 'generation.chunk', created: shape.created, model: shape.model, text: delta.content ?? '', finish_reason: finishReason };
+  };
+  let status = 200;
+  let completion = '';
+  try {
+    if (shape.endpoint === 'chat') yield chunk({ role: 'assistant', content: '' });
+    for await (const event of prepared.run(signal)) {
+      ctx.log.token();
+      completion += event.text;
+      if (event.text) yield chunk({ content: event.text });
+      if (event.type === 'finish') {
+        ctx.log.set({ completionTokens: event.usage.completionTokens, finishReason: event.finishReason });
+        yield chunk({}, event.finishReason);
+        if (includeUsage) yield usageChunk(shape, event.usage);
+      }
+    }
+  } catch (error) {
+    status = signal.aborted ? 499 : toApiError(error).status;
+    if (status >= 500) ctx.log.set({ error: describe(error) });
+    throw error;
+  } finally {
+    // Also runs when the client disconnects and the stream is cancelled mid-way.
+    if (signal.aborted) status = 499;
+    ctx.log.setCompletion(completion);
+    ctx.log.finish(status, ctx.started);
+  }
+}
+
+function usageChunk(shape: ResponseShape, usage: Usage): object {
+  if (shape.endpoint === 'chat') return chatCompletionChunk({ ...shape, usage });
+  if (shape.endpoint === 'completions') return textCompletionChunk({ ...shape, usage });
+  return { id: shape.id, object: 'generation.chunk', created: shape.created, model: shape.model, usage: usageBody(usage) };
+}
+
+function isEventStream(response: Response): boolean {
+  return response.headers.get('content-type')?.startsWith('text/event-stream') ?? false;
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}

@@ -1,0 +1,42 @@
+import type { GenerationInput } from '../backends/model-backend.js';
+
+/** The part of a logger the gateway needs; Powertools' Logger is one. */
+export interface RequestLogger {
+  info(message: string, ...extra: Record<string, unknown>[]): void;
+}
+
+/**
+ * Gathers the fields of one request's log line as the request moves through the pipeline and
+ * writes them once, at the end. Prompt and completion text are kept only when logPrompts is on.
+ */
+export function requestLog(logger: RequestLogger, logPrompts: boolean) {
+  const fields: Record<string, unknown> = {};
+  let firstTokenAt: number | undefined;
+  let written = false;
+  return {
+    set(more: Record<string, unknown>): void {
+      Object.assign(fields, more);
+    },
+    setPrompt(input: GenerationInput): void {
+      if (logPrompts) fields.prompt = input.kind === 'chat' ? input.messages : input.prompt;
+    },
+    setCompletion(text: string): void {
+      if (logPrompts) fields.completion = text;
+    },
+    /** Marks a generated token; the first one gives time to first token. */
+    token(): void {
+      firstTokenAt ??= performance.now();
+    },
+    finish(status: number, started: number): void {
+      if (written) return;
+      written = true;
+      const latencyMs = round(performance.now() - started);
+      const ttftMs = firstTokenAt === undefined ? undefined : round(firstTokenAt - started);
+      logger.info('request', { ...fields, status, latencyMs, ttftMs });
+    },
+  };
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 10) / 10;
+}
