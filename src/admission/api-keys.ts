@@ -1,0 +1,286 @@
+// API keys: `aigw-` + 40 random base62 characters. Only the key's SHA-256 is stored (item
+// KEY#<sha256>), so a leaked table can't be replayed as keys; the plaintext is shown once.
+
+import { createHash, randomBytes } from 'node:crypto';
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { GetCommand, PutCommand, UpdateCommand, paginateScan } from '@aws-sdk/lib-dynamodb';
+import { KEY_PREFIX, itemKeys, type Store } from '../store/index.js';
+
+export const API_KEY_PREFIX = 'aigw-';
+const API_KEY_BODY_LENGTH = 40;
+const KEY_ID_PREFIX = 'key_';
+const KEY_ID_BODY_LENGTH = 12;
+const API_KEY_PATTERN = /^aigw-[0-9A-Za-z]{40}$/;
+const KEY_ID_PATTERN = /^key_[0-9A-Za-z]{12}$/;
+const PLAN_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+const MAX_NAME_LENGTH = 200;
+
+export type ApiKeyStatus = 'active' | 'revoked';
+
+export interface ApiKeyRecord {
+  /** Public id, safe to show and log. */
+  readonly keyId: string;
+  readonly name: string;
+  readonly status: ApiKeyStatus;
+  /** ISO 8601. */
+  readonly createdAt: string;
+  readonly revokedAt?: string;
+  readonly plan: string;
+  /** Model names this key may use; empty means all. */
+  readonly allowedModels: readonly string[];
+}
+
+export interface CreateApiKeyInput {
+  name: string;
+  plan?: string;
+  allowedModels?: readonly string[];
+}
+
+export class ApiKeyNotFoundError extends Error {
+  override readonly name = 'ApiKeyNotFoundError';
+  constructor(readonly keyId: string) {
+    super(`no API key with id ${keyId}`);
+  }
+}
+
+export class ApiKeyInputError extends Error {
+  override readonly name = 'ApiKeyInputError';
+}
+
+const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+
+/** Uniform base62: bytes of 248 and above are dropped, as 248 = 4 × 62 keeps `% 62` unbiased. */
+function randomBase62(length: number): string {
+  let out = '';
+  while (out.length < length) {
+    for (const byte of randomBytes(length)) {
+      if (byte < 248) out += BASE62[byte % 62];
+      if (out.length === length) break;
+    }
+  }
+  return out;
+}
+
+export function generateApiKey(): string {
+  return `${API_KEY_PREFIX}${randomBase62(API_KEY_BODY_LENGTH)}`;
+}
+
+export function isWellFormedApiKey(presented: string): boolean {
+  return API_KEY_PATTERN.test(presented);
+}
+
+export function hashApiKey(key: string): string {
+  return createHash('sha256').update(key, 'utf8').digest('hex');
+}
+
+interface CacheEntry {
+  record: ApiKeyRecord | null;
+  expiresAt: number;
+}
+
+export interface ApiKeyCacheOptions {
+  /** How long a found key record is trusted: the bound on how late a revocation bites elsewhere. */
+  ttlMs?: number;
+  /** How long an unknown key stays unknown; shorter, so a new key works almost at once. */
+  negativeTtlMs?: number;
+  /** Bounds memory against floods of random well-formed keys; the oldest entry goes first. */
+  maxEntries?: number;
+}
+
+/**
+ * In-process cache of key lookups by hash. A revocation made on this instance clears the entry
+ * at once; other instances see it after at most `ttlMs` (default 5 s).
+ */
+export class ApiKeyCache {
+  readonly ttlMs: number;
+  readonly negativeTtlMs: number;
+  readonly maxEntries: number;
+  private readonly entries = new Map<string, CacheEntry>();
+
+  constructor(options: ApiKeyCacheOptions = {}) {
+    this.ttlMs = options.ttlMs ?? 5_000;
+    this.negativeTtlMs = options.negativeTtlMs ?? 1_000;
+    this.maxEntries = options.maxEntries ?? 10_000;
+  }
+
+  /** The cached lookup result (null: known unknown), or undefined on a miss. */
+  get(tableName: string, keyHash: string): ApiKeyRecord | null | undefined {
+    const id = `${tableName}/${keyHash}`;
+    const entry = this.entries.get(id);
+    if (entry === undefined) return undefined;
+    if (entry.expiresAt <= Date.now()) {
+      this.entries.delete(id);
+      return undefined;
+    }
+    return entry.record;
+  }
+
+  set(tableName: string, keyHash: string, record: ApiKeyRecord | null): void {
+    const id = `${tableName}/${keyHash}`;
+    const ttl = record === null ? this.negativeTtlMs : this.ttlMs;
+    if (ttl <= 0) return;
+    this.entries.delete(id);
+    if (this.entries.size >= this.maxEntries) {
+      const oldest = this.entries.keys().next().value;
+      if (oldest !== undefined) this.entries.delete(oldest);
+    }
+    this.entries.set(id, { record, expiresAt: Date.now() + ttl });
+  }
+
+  delete(tableName: string, keyHash: string): void {
+    this.entries.delete(`${tableName}/${keyHash}`);
+  }
+
+  clear(): void {
+    this.entries.clear();
+  }
+}
+
+/** The cache `authenticateApiKey` and `revokeApiKey` share unless given another. */
+export const defaultApiKeyCache = new ApiKeyCache();
+
+export interface ApiKeyCacheOption {
+  cache?: ApiKeyCache;
+}
+
+function toRecord(item: Record<string, unknown>): ApiKeyRecord {
+  const record: ApiKeyRecord = {
+    keyId: String(item.keyId),
+    name: String(item.name),
+    status: item.status === 'active' ? 'active' : 'revoked',
+    createdAt: String(item.createdAt),
+    ...(typeof item.revokedAt === 'string' ? { revokedAt: item.revokedAt } : {}),
+    plan: String(item.plan),
+    allowedModels: Object.freeze(Array.isArray(item.allowedModels) ? item.allowedModels.map(String) : []),
+  };
+  return Object.freeze(record);
+}
+
+function validateInput(input: CreateApiKeyInput): Required<CreateApiKeyInput> {
+  const name = typeof input.name === 'string' ? input.name.trim() : '';
+  if (name === '' || name.length > MAX_NAME_LENGTH) {
+    throw new ApiKeyInputError(`name: expected 1 to ${MAX_NAME_LENGTH} characters`);
+  }
+  const plan = input.plan ?? 'free';
+  if (!PLAN_PATTERN.test(plan)) {
+    throw new ApiKeyInputError('plan: expected 1 to 64 letters, digits, "_" or "-"');
+  }
+  const models = input.allowedModels ?? [];
+  if (!Array.isArray(models) || models.some((m) => typeof m !== 'string' || m.trim() === '')) {
+    throw new ApiKeyInputError('allowedModels: expected a list of model names');
+  }
+  return { name, plan, allowedModels: [...new Set(models.map((m) => m.trim()))] };
+}
+
+/** Creates a key; the plaintext `key` is returned here once and never stored or logged. */
+export async function createApiKey(
+  store: Store,
+  input: CreateApiKeyInput,
+): Promise<{ key: string; record: ApiKeyRecord }> {
+  const { name, plan, allowedModels } = validateInput(input);
+  const key = generateApiKey();
+  const record = toRecord({
+    keyId: `${KEY_ID_PREFIX}${randomBase62(KEY_ID_BODY_LENGTH)}`,
+    name,
+    status: 'active',
+    createdAt: new Date().toISOString(),
+    plan,
+    allowedModels,
+  });
+  await store.client.send(
+    new PutCommand({
+      TableName: store.tableName,
+      Item: { ...itemKeys.apiKey(hashApiKey(key)), ...record, allowedModels: [...record.allowedModels] },
+      ConditionExpression: 'attribute_not_exists(pk)',
+    }),
+  );
+  return { key, record };
+}
+
+// Listing and lookup by id scan the whole table. That is fine for admin commands run by hand,
+// and it spares a second item or GSI per key; the request path only ever reads by hash.
+async function scanKeyItems(store: Store, keyId?: string): Promise<Record<string, unknown>[]> {
+  const items: Record<string, unknown>[] = [];
+  const pages = paginateScan(
+    { client: store.client },
+    {
+      TableName: store.tableName,
+      FilterExpression:
+        keyId === undefined ? 'begins_with(pk, :prefix)' : 'begins_with(pk, :prefix) AND keyId = :keyId',
+      ExpressionAttributeValues: {
+        ':prefix': KEY_PREFIX.apiKey,
+        ...(keyId === undefined ? {} : { ':keyId': keyId }),
+      },
+      ConsistentRead: true,
+    },
+  );
+  for await (const page of pages) items.push(...(page.Items ?? []));
+  return items;
+}
+
+/** All keys, oldest first. */
+export async function listApiKeys(store: Store): Promise<ApiKeyRecord[]> {
+  const records = (await scanKeyItems(store)).map(toRecord);
+  return records.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.keyId.localeCompare(b.keyId));
+}
+
+/**
+ * Marks a key revoked (idempotent) and drops it from this instance's cache, so it stops working
+ * here at once and on other instances within their cache TTL.
+ */
+export async function revokeApiKey(
+  store: Store,
+  keyId: string,
+  options: ApiKeyCacheOption = {},
+): Promise<ApiKeyRecord> {
+  if (!KEY_ID_PATTERN.test(keyId)) throw new ApiKeyNotFoundError(keyId);
+  const [item] = await scanKeyItems(store, keyId);
+  if (item === undefined) throw new ApiKeyNotFoundError(keyId);
+  const pk = String(item.pk);
+  try {
+    const out = await store.client.send(
+      new UpdateCommand({
+        TableName: store.tableName,
+        Key: { pk, sk: item.sk },
+        UpdateExpression: 'SET #status = :revoked, revokedAt = if_not_exists(revokedAt, :now)',
+        ConditionExpression: 'attribute_exists(pk) AND keyId = :keyId',
+        ExpressionAttributeNames: { '#status': 'status' },
+        ExpressionAttributeValues: {
+          ':revoked': 'revoked',
+          ':now': new Date().toISOString(),
+          ':keyId': keyId,
+        },
+        ReturnValues: 'ALL_NEW',
+      }),
+    );
+    return toRecord(out.Attributes ?? {});
+  } catch (error) {
+    if (error instanceof ConditionalCheckFailedException) throw new ApiKeyNotFoundError(keyId);
+    throw error;
+  } finally {
+    (options.cache ?? defaultApiKeyCache).delete(store.tableName, pk.slice(KEY_PREFIX.apiKey.length));
+  }
+}
+
+/**
+ * The active key record for a presented key, or null for a malformed, unknown or revoked key.
+ * Lookups go by the key's hash; results are cached (see ApiKeyCache for how fast revocation bites).
+ */
+export async function authenticateApiKey(
+  store: Store,
+  presentedKey: string,
+  options: ApiKeyCacheOption = {},
+): Promise<ApiKeyRecord | null> {
+  if (typeof presentedKey !== 'string' || !isWellFormedApiKey(presentedKey)) return null;
+  const cache = options.cache ?? defaultApiKeyCache;
+  const keyHash = hashApiKey(presentedKey);
+  let record = cache.get(store.tableName, keyHash);
+  if (record === undefined) {
+    const out = await store.client.send(
+      new GetCommand({ TableName: store.tableName, Key: itemKeys.apiKey(keyHash), ConsistentRead: true }),
+    );
+    record = out.Item ? toRecord(out.Item) : null;
+    cache.set(store.tableName, keyHash, record);
+  }
+  return record?.status === 'active' ? record : null;
+}
