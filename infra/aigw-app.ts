@@ -1,0 +1,62 @@
+import type { App } from 'aws-cdk-lib';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { DeployConfig } from './deploy-config.js';
+import { EDGE_REGION, EdgeStack } from './edge-stack.js';
+import { RegionalStack, type FunctionEntries } from './regional-stack.js';
+
+const repositoryRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+export interface AigwAppOptions {
+  readonly config: DeployConfig;
+  /** Override the Lambda entry points (tests); defaults to functions/gateway.ts and functions/model.ts. */
+  readonly entries?: Partial<FunctionEntries>;
+  readonly projectRoot?: string;
+  /** Target account; undefined leaves the stacks account-agnostic (resolved at deploy time). */
+  readonly account?: string;
+}
+
+export interface AigwStacks {
+  /** In config order: the primary region first. */
+  readonly regional: readonly RegionalStack[];
+  readonly edge: EdgeStack;
+}
+
+export function regionalStackName(region: string): string {
+  return `Aigw-${region}`;
+}
+
+export const EDGE_STACK_NAME = 'Aigw-Edge';
+
+/** Adds aigw's stacks to a CDK app: one regional stack per configured region and the edge stack. */
+export function buildAigwApp(app: App, options: AigwAppOptions): AigwStacks {
+  const { config, account } = options;
+  const projectRoot = options.projectRoot ?? repositoryRoot;
+  const entries: FunctionEntries = {
+    gateway: options.entries?.gateway ?? join(projectRoot, 'functions', 'gateway.ts'),
+    model: options.entries?.model ?? join(projectRoot, 'functions', 'model.ts'),
+  };
+
+  const regional = config.regions.map(
+    (region) =>
+      new RegionalStack(app, regionalStackName(region), {
+        env: { account, region },
+        crossRegionReferences: true,
+        description: `aigw gateway, model functions and data in ${region}`,
+        config,
+        entries,
+        projectRoot,
+      }),
+  );
+  // The primary stack's table creates the replicas the other regions' gateways use.
+  for (const stack of regional.slice(1)) stack.addStackDependency(regional[0]!);
+
+  const edge = new EdgeStack(app, EDGE_STACK_NAME, {
+    env: { account, region: EDGE_REGION },
+    crossRegionReferences: true,
+    description: 'aigw CloudFront distribution and origin secret',
+    config,
+    gatewayOrigins: regional.map((stack) => ({ region: stack.region, url: stack.gatewayUrl.url })),
+  });
+  return { regional, edge };
+}

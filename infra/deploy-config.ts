@@ -1,0 +1,159 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { parse as parseToml } from 'smol-toml';
+import { z } from 'zod';
+import { isKnownRegion } from './regions.js';
+
+/** Thrown for an unreadable or invalid `[deploy]` section; the message names the offending key. */
+export class DeployConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'DeployConfigError';
+  }
+}
+
+/** The retention periods CloudWatch Logs accepts. */
+export const LOG_RETENTION_DAYS: readonly number[] = [
+  1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
+];
+
+const architectureSchema = z.enum(['arm64', 'x86_64']);
+export type LambdaArchitecture = z.infer<typeof architectureSchema>;
+
+// Names end up in S3 prefixes, construct ids and function names: keep them to a safe alphabet.
+const namePart = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+
+const modelSchema = z
+  .object({
+    name: z.string().regex(namePart, 'expected lowercase letters, digits, ".", "_" or "-"'),
+    version: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'expected letters, digits, ".", "_" or "-"'),
+    memory_mb: z.number().int().min(128).max(10240).default(4096),
+    ephemeral_storage_mb: z.number().int().min(512).max(10240).default(4096),
+    timeout_seconds: z.number().int().min(1).max(900).default(300),
+    // The hard cap on a model's compute (DESIGN.md); new accounts with a concurrency quota of 10
+    // can't reserve any, so they must ask for a quota raise first.
+    reserved_concurrency: z.number().int().min(1).default(2),
+    architecture: architectureSchema.optional(),
+  })
+  .strict();
+
+const deploySchema = z
+  .object({
+    regions: z
+      .array(z.string().refine(isKnownRegion, 'expected an AWS region name such as "eu-west-1"'))
+      .min(1)
+      .refine((list) => new Set(list).size === list.length, 'regions must not repeat')
+      .default(['us-east-1']),
+    architecture: architectureSchema.default('arm64'),
+    alarm_email: z.email().optional(),
+    daily_spend_alarm_usd: z.number().positive().default(10),
+    key_budget_alert_percents: z
+      .array(z.number().int().min(1).max(1000))
+      .max(10)
+      .refine((list) => new Set(list).size === list.length, 'percents must not repeat')
+      .default([50, 80, 100]),
+    log_retention_days: z
+      .number()
+      .int()
+      .refine((days) => LOG_RETENTION_DAYS.includes(days), `expected one of CloudWatch's retention periods: ${LOG_RETENTION_DAYS.join(', ')}`)
+      .default(180),
+    // A custom domain is the only way to choose CloudFront's viewer TLS policy (TLSv1.2_2021);
+    // the default *.cloudfront.net certificate is fixed by AWS. The certificate lives in us-east-1.
+    domain_name: z.string().regex(/^(?=.{1,253}$)([a-z0-9-]{1,63}\.)+[a-z]{2,63}$/, 'expected a lowercase DNS name').optional(),
+    certificate_arn: z.string().regex(/^arn:aws[a-z-]*:acm:us-east-1:\d{12}:certificate\/[\w-]+$/, 'expected an ACM certificate ARN in us-east-1').optional(),
+    // Bump to push a rotated origin secret to CloudFront (see infra/origin-protection.ts).
+    origin_secret_rotation: z.number().int().min(1).default(1),
+    models: z.array(modelSchema).default([]),
+  })
+  .strict()
+  .superRefine((deploy, ctx) => {
+    if ((deploy.domain_name === undefined) !== (deploy.certificate_arn === undefined)) {
+      const missing = deploy.domain_name === undefined ? 'domain_name' : 'certificate_arn';
+      ctx.addIssue({ code: 'custom', path: [missing], message: 'domain_name and certificate_arn go together' });
+    }
+    const seen = new Set<string>();
+    deploy.models.forEach((model, index) => {
+      const id = `${model.name}@${model.version}`;
+      if (seen.has(id)) ctx.addIssue({ code: 'custom', path: ['models', index], message: `duplicate model ${id}` });
+      seen.add(id);
+    });
+  });
+
+export interface ModelDeployment {
+  readonly name: string;
+  readonly version: string;
+  readonly memoryMb: number;
+  readonly ephemeralStorageMb: number;
+  readonly timeoutSeconds: number;
+  readonly reservedConcurrency: number;
+  readonly architecture: LambdaArchitecture;
+}
+
+export interface DeployConfig {
+  /** The first region is the primary: it holds the table (replicated to the others) and the dashboard. */
+  readonly regions: readonly string[];
+  readonly architecture: LambdaArchitecture;
+  readonly alarmEmail?: string;
+  readonly dailySpendAlarmUsd: number;
+  readonly keyBudgetAlertPercents: readonly number[];
+  readonly logRetentionDays: number;
+  readonly originSecretRotation: number;
+  /** Custom domain of the CloudFront distribution, with its ACM certificate (us-east-1). */
+  readonly customDomain?: { readonly domainName: string; readonly certificateArn: string };
+  readonly models: readonly ModelDeployment[];
+}
+
+function issuePath(path: readonly PropertyKey[]): string {
+  return path.reduce<string>(
+    (out, part) => (typeof part === 'number' ? `${out}[${part}]` : `${out}.${String(part)}`),
+    'deploy',
+  );
+}
+
+/** Validates the raw `[deploy]` table (snake_case, as in aigw.toml) into a typed DeployConfig. */
+export function deployConfigFrom(raw: unknown): DeployConfig {
+  const result = deploySchema.safeParse(raw ?? {});
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    throw new DeployConfigError(`${issuePath(issue.path)}: ${issue.message}`);
+  }
+  const deploy = result.data;
+  return {
+    regions: deploy.regions,
+    architecture: deploy.architecture,
+    alarmEmail: deploy.alarm_email,
+    dailySpendAlarmUsd: deploy.daily_spend_alarm_usd,
+    keyBudgetAlertPercents: deploy.key_budget_alert_percents,
+    logRetentionDays: deploy.log_retention_days,
+    originSecretRotation: deploy.origin_secret_rotation,
+    customDomain:
+      deploy.domain_name !== undefined && deploy.certificate_arn !== undefined
+        ? { domainName: deploy.domain_name, certificateArn: deploy.certificate_arn }
+        : undefined,
+    models: deploy.models.map((model) => ({
+      name: model.name,
+      version: model.version,
+      memoryMb: model.memory_mb,
+      ephemeralStorageMb: model.ephemeral_storage_mb,
+      timeoutSeconds: model.timeout_seconds,
+      reservedConcurrency: model.reserved_concurrency,
+      architecture: model.architecture ?? deploy.architecture,
+    })),
+  };
+}
+
+/** Reads the `[deploy]` section of an aigw.toml text; other sections belong to src/config. */
+export function parseDeployConfig(tomlText: string): DeployConfig {
+  let document: Record<string, unknown>;
+  try {
+    document = parseToml(tomlText);
+  } catch (error) {
+    throw new DeployConfigError(`aigw.toml is not valid TOML: ${(error as Error).message}`);
+  }
+  return deployConfigFrom(document.deploy);
+}
+
+/** Loads the deployment settings; a missing file means every default. */
+export function loadDeployConfig(path = 'aigw.toml'): DeployConfig {
+  if (!existsSync(path)) return deployConfigFrom({});
+  return parseDeployConfig(readFileSync(path, 'utf8'));
+}

@@ -1,0 +1,62 @@
+// The one list of aigw's CloudWatch metrics: the gateway emits them as EMF and the CDK stacks
+// graph and alarm on them, so both import this file. No CDK imports here: Lambda bundles it.
+
+/** CloudWatch namespace of every aigw metric (POWERTOOLS_METRICS_NAMESPACE of the gateway). */
+export const METRIC_NAMESPACE = 'aigw';
+
+/**
+ * Powertools Metrics always adds a `service` dimension, and an alarm only matches a metric whose
+ * dimension set is exactly the one it names: the gateway function gets POWERTOOLS_SERVICE_NAME =
+ * GATEWAY_SERVICE_NAME, and the stacks alarm on { service: GATEWAY_SERVICE_NAME, ... }.
+ */
+export const SERVICE_DIMENSION = 'service';
+export const GATEWAY_SERVICE_NAME = 'aigw-gateway';
+
+export const METRIC = {
+  /** Count, one per request that reached the pipeline. */
+  requests: 'Requests',
+  /** Count of prompt tokens. */
+  promptTokens: 'PromptTokens',
+  /** Count of generated tokens. */
+  completionTokens: 'CompletionTokens',
+  /** Charged cost in integer micro-dollars (1 USD = 1,000,000). */
+  costMicroUsd: 'CostMicroUsd',
+  /** Count, one per response served from the cache. */
+  cacheHits: 'CacheHits',
+  /** Milliseconds from request to the last byte. */
+  latencyMs: 'LatencyMs',
+  /** Milliseconds from request to the first generated token. */
+  ttftMs: 'TtftMs',
+  /** Count, with dimension Reason. */
+  rejections: 'Rejections',
+  /** Count, with dimension Percent; one per key per threshold crossing. */
+  keyBudgetThresholdCrossed: 'KeyBudgetThresholdCrossed',
+} as const;
+
+export type MetricName = (typeof METRIC)[keyof typeof METRIC];
+
+export const DIMENSION = {
+  /** On Rejections: one of REJECTION_REASONS (a bounded set, never a key or model id). */
+  reason: 'Reason',
+  /** On KeyBudgetThresholdCrossed: the crossed percent as a decimal string, e.g. "80". */
+  percent: 'Percent',
+} as const;
+
+/** The bounded values of the Reason dimension; the dashboard graphs whatever values appear. */
+export const REJECTION_REASONS = [
+  'unauthenticated',
+  'forbidden',
+  'invalid_request',
+  'model_not_found',
+  'rate_limited',
+  'concurrency_limited',
+  'budget_exceeded',
+  'payload_too_large',
+] as const;
+
+export type RejectionReason = (typeof REJECTION_REASONS)[number];
+
+/** The dimension map of a gateway metric (the service dimension plus the metric's own). */
+export function gatewayDimensions(extra: Record<string, string> = {}): Record<string, string> {
+  return { [SERVICE_DIMENSION]: GATEWAY_SERVICE_NAME, ...extra };
+}

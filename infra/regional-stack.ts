@@ -1,0 +1,228 @@
+import { ArnFormat, CfnOutput, Duration, RemovalPolicy, Size, Stack, type StackProps } from 'aws-cdk-lib';
+import { AttributeType, Billing, TableV2, type ITableV2 } from 'aws-cdk-lib/aws-dynamodb';
+import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { FunctionUrlAuthType, InvokeMode, Runtime, type FunctionUrl, type LayerVersion } from 'aws-cdk-lib/aws-lambda';
+import { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { BlockPublicAccess, Bucket, BucketEncryption } from 'aws-cdk-lib/aws-s3';
+import type { Construct } from 'constructs';
+import { join } from 'node:path';
+import { tableSchema, type TableSchema } from '../src/store/table-schema.js';
+import type { DeployConfig, LambdaArchitecture, ModelDeployment } from './deploy-config.js';
+import { functionBundling } from './function-bundling.js';
+import { GATEWAY_ENV, MODEL_CACHE_DIR, MODEL_ENV } from './function-env.js';
+import { GATEWAY_SERVICE_NAME, METRIC_NAMESPACE } from './metric-names.js';
+import { GatewayAlarms, GatewayDashboard } from './monitoring.js';
+import { lambdaArchitecture, onnxruntimeLayer } from './onnxruntime-layer.js';
+import { ORIGIN_SECRET_NAME } from './origin-protection.js';
+
+/** Source files of the two Lambda entry points (tests may point them elsewhere). */
+export interface FunctionEntries {
+  readonly gateway: string;
+  readonly model: string;
+}
+
+export interface RegionalStackProps extends StackProps {
+  readonly config: DeployConfig;
+  readonly entries: FunctionEntries;
+  /** Repository root: esbuild runs there and package-lock.json pins the bundled versions. */
+  readonly projectRoot: string;
+}
+
+/** Where a model package lives in the bucket; the same layout `aigw models push` writes. */
+export function modelPrefix(model: Pick<ModelDeployment, 'name' | 'version'>): string {
+  return `models/${model.name}/${model.version}/`;
+}
+
+function attributeType(type: TableSchema['partitionKey']['type']): AttributeType {
+  switch (type) {
+    case 'S':
+      return AttributeType.STRING;
+  }
+}
+
+function billing(mode: TableSchema['billingMode']): Billing {
+  switch (mode) {
+    case 'PAY_PER_REQUEST':
+      return Billing.onDemand();
+  }
+}
+
+/**
+ * Everything aigw runs in one region: the model bucket, the table (owned by the primary region's
+ * stack and replicated to the others), the gateway function and one function per model.
+ */
+export class RegionalStack extends Stack {
+  readonly isPrimary: boolean;
+  readonly modelBucket: Bucket;
+  readonly table: ITableV2;
+  readonly gateway: NodejsFunction;
+  readonly gatewayUrl: FunctionUrl;
+  readonly modelFunctions: ReadonlyMap<string, { fn: NodejsFunction; url: FunctionUrl }>;
+  readonly alarms: GatewayAlarms;
+
+  constructor(scope: Construct, id: string, props: RegionalStackProps) {
+    super(scope, id, props);
+    const { config, entries, projectRoot } = props;
+    this.isPrimary = this.region === config.regions[0];
+    const depsLockFilePath = join(projectRoot, 'package-lock.json');
+
+    // Versioned so an accidental overwrite or delete of a serving model can be undone; packages
+    // are immutable per version, so old versions only pile up after such accidents and expire.
+    this.modelBucket = new Bucket(this, 'ModelBucket', {
+      encryption: BucketEncryption.S3_MANAGED,
+      blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
+      enforceSSL: true,
+      minimumTLSVersion: 1.2,
+      versioned: true,
+      lifecycleRules: [
+        { noncurrentVersionExpiration: Duration.days(30), abortIncompleteMultipartUploadAfter: Duration.days(7) },
+      ],
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+
+    this.table = this.declareTable(config);
+
+    const logGroup = (logId: string) =>
+      new LogGroup(this, logId, {
+        retention: config.logRetentionDays as RetentionDays,
+        removalPolicy: RemovalPolicy.RETAIN,
+      });
+
+    const longestModelTimeout = Math.max(0, ...config.models.map((model) => model.timeoutSeconds));
+    this.gateway = new NodejsFunction(this, 'Gateway', {
+      entry: entries.gateway,
+      handler: 'handler',
+      projectRoot,
+      depsLockFilePath,
+      runtime: Runtime.NODEJS_22_X,
+      architecture: lambdaArchitecture(config.architecture),
+      memorySize: 1024,
+      // A streamed answer lasts as long as the slowest model's; function URLs stream for 15 min at most.
+      timeout: Duration.seconds(Math.min(900, Math.max(60, longestModelTimeout + 30))),
+      logGroup: logGroup('GatewayLogs'),
+      bundling: functionBundling('gateway'),
+      environment: {
+        [GATEWAY_ENV.tableName]: this.table.tableName,
+        [GATEWAY_ENV.originSecretId]: ORIGIN_SECRET_NAME,
+        POWERTOOLS_SERVICE_NAME: GATEWAY_SERVICE_NAME,
+        POWERTOOLS_METRICS_NAMESPACE: METRIC_NAMESPACE,
+        NODE_OPTIONS: '--enable-source-maps',
+      },
+    });
+    // NONE: CloudFront can't SigV4-sign viewers' POST bodies; the origin secret header guards it.
+    this.gatewayUrl = this.gateway.addFunctionUrl({
+      authType: FunctionUrlAuthType.NONE,
+      invokeMode: InvokeMode.RESPONSE_STREAM,
+    });
+    this.table.grantReadWriteData(this.gateway);
+    this.gateway.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['secretsmanager:GetSecretValue'],
+        // The local replica of the edge stack's secret; "-??????" is the suffix Secrets Manager adds.
+        resources: [
+          this.formatArn({
+            service: 'secretsmanager',
+            resource: 'secret',
+            resourceName: `${ORIGIN_SECRET_NAME}-??????`,
+            arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+          }),
+        ],
+      }),
+    );
+
+    const layers = new Map<LambdaArchitecture, LayerVersion>();
+    const layerFor = (architecture: LambdaArchitecture) => {
+      let layer = layers.get(architecture);
+      if (!layer) {
+        layer = onnxruntimeLayer(this, `OnnxruntimeLayer-${architecture}`, architecture);
+        layers.set(architecture, layer);
+      }
+      return layer;
+    };
+
+    const modelFunctions = new Map<string, { fn: NodejsFunction; url: FunctionUrl }>();
+    for (const model of config.models) {
+      const key = `${model.name}@${model.version}`;
+      const constructId = `Model-${model.name}-${model.version}`;
+      const fn = new NodejsFunction(this, constructId, {
+        entry: entries.model,
+        handler: 'handler',
+        projectRoot,
+        depsLockFilePath,
+        runtime: Runtime.NODEJS_22_X,
+        architecture: lambdaArchitecture(model.architecture),
+        memorySize: model.memoryMb,
+        ephemeralStorageSize: Size.mebibytes(model.ephemeralStorageMb),
+        timeout: Duration.seconds(model.timeoutSeconds),
+        reservedConcurrentExecutions: model.reservedConcurrency,
+        layers: [layerFor(model.architecture)],
+        logGroup: logGroup(`${constructId}-Logs`),
+        bundling: functionBundling('model'),
+        environment: {
+          [MODEL_ENV.bucket]: this.modelBucket.bucketName,
+          [MODEL_ENV.name]: model.name,
+          [MODEL_ENV.version]: model.version,
+          [MODEL_ENV.cacheDir]: MODEL_CACHE_DIR,
+          POWERTOOLS_SERVICE_NAME: 'aigw-model',
+          POWERTOOLS_METRICS_NAMESPACE: METRIC_NAMESPACE,
+          NODE_OPTIONS: '--enable-source-maps',
+        },
+      });
+      const url = fn.addFunctionUrl({ authType: FunctionUrlAuthType.AWS_IAM, invokeMode: InvokeMode.RESPONSE_STREAM });
+      url.grantInvokeUrl(this.gateway);
+
+      // Read-only, and only this model's own prefix: no grantRead, which would open the whole bucket.
+      const prefix = modelPrefix(model);
+      fn.addToRolePolicy(
+        new PolicyStatement({ actions: ['s3:GetObject'], resources: [this.modelBucket.arnForObjects(`${prefix}*`)] }),
+      );
+      fn.addToRolePolicy(
+        new PolicyStatement({
+          actions: ['s3:ListBucket'],
+          resources: [this.modelBucket.bucketArn],
+          conditions: { StringLike: { 's3:prefix': [`${prefix}*`] } },
+        }),
+      );
+      modelFunctions.set(key, { fn, url });
+      new CfnOutput(this, `${constructId}-Url`, { value: url.url, description: `function URL of model ${key}` });
+    }
+    this.modelFunctions = modelFunctions;
+
+    this.gateway.addEnvironment(
+      GATEWAY_ENV.modelFunctionUrls,
+      this.toJsonString(
+        config.models.map((model) => ({
+          name: model.name,
+          version: model.version,
+          url: modelFunctions.get(`${model.name}@${model.version}`)!.url.url,
+        })),
+      ),
+    );
+
+    this.alarms = new GatewayAlarms(this, 'Alarms', { config });
+    if (this.isPrimary) new GatewayDashboard(this, 'Dashboard', { config, alarms: this.alarms.all });
+
+    new CfnOutput(this, 'GatewayUrl', { value: this.gatewayUrl.url, description: 'gateway function URL (call it through CloudFront)' });
+    new CfnOutput(this, 'ModelBucketName', { value: this.modelBucket.bucketName, description: 'push models here (AIGW_MODEL_BUCKET)' });
+    new CfnOutput(this, 'TableName', { value: this.table.tableName });
+  }
+
+  private declareTable(config: DeployConfig): ITableV2 {
+    const schema = tableSchema();
+    if (!this.isPrimary) {
+      // The primary region's stack creates this region's replica; this stack only uses it.
+      return TableV2.fromTableName(this, 'Table', schema.tableName);
+    }
+    return new TableV2(this, 'Table', {
+      tableName: schema.tableName,
+      partitionKey: { name: schema.partitionKey.name, type: attributeType(schema.partitionKey.type) },
+      sortKey: { name: schema.sortKey.name, type: attributeType(schema.sortKey.type) },
+      timeToLiveAttribute: schema.ttlAttribute,
+      billing: billing(schema.billingMode),
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      replicas: config.regions.slice(1).map((region) => ({ region })),
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+  }
+}
