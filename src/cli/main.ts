@@ -7,7 +7,7 @@ import { serveCommand } from './serve-command.js';
 
 const program = new Command('aigw')
   .description('serverless AI gateway for open models')
-  .option('-c, --config <file>', 'configuration file', 'aigw.toml')
+  .option('-c, --config <file>', 'configuration file (default: aigw.toml here, if there is one)')
   .addCommand(serveCommand())
   .addCommand(keysCommand())
   .addCommand(modelCommand());
