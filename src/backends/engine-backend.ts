@@ -1,9 +1,18 @@
-import { generate, planGeneration, type LoadedModel } from '../engine/index.js';
+import { generate, planGeneration, type GenerationEvent, type GenerationOptions, type LoadedModel } from '../engine/index.js';
 import type { GenerationInput, GenerationParams, ModelBackend, PreparedGeneration } from './model-backend.js';
+import { Turnstile } from './turnstile.js';
+
+export interface EngineBackendOptions {
+  /** Completion tokens when a request sets none (cut to what the context has left). */
+  defaultMaxTokens?: number;
+  /** Sequences decoded at once ([performance] batch_size); later requests wait their turn. */
+  batchSize?: number;
+}
 
 /** Serves a model loaded in this process: the local default, and what a model function runs. */
-export function engineBackend(model: LoadedModel, id = model.manifest.name, options: { defaultMaxTokens?: number } = {}): ModelBackend {
+export function engineBackend(model: LoadedModel, id = model.manifest.name, options: EngineBackendOptions = {}): ModelBackend {
   const created = Math.floor(Date.now() / 1000);
+  const turnstile = new Turnstile(options.batchSize ?? 1);
   return {
     id,
     created,
@@ -19,8 +28,22 @@ export function engineBackend(model: LoadedModel, id = model.manifest.name, opti
       return {
         promptTokens: promptIds.length,
         maxTokens,
-        run: (signal) => generate(model, promptIds, { ...params, maxTokens, signal }),
+        run: (signal) => generateInTurn(turnstile, model, promptIds, { ...params, maxTokens, signal }),
       };
     },
   };
+}
+
+async function* generateInTurn(
+  turnstile: Turnstile,
+  model: LoadedModel,
+  promptIds: number[],
+  options: GenerationOptions & { signal: AbortSignal },
+): AsyncGenerator<GenerationEvent> {
+  const leave = await turnstile.enter(options.signal);
+  try {
+    yield* generate(model, promptIds, options);
+  } finally {
+    leave();
+  }
 }

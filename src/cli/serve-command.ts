@@ -52,7 +52,7 @@ export async function serve(config: AigwConfig): Promise<void> {
     cleanups.push(unloadAllModels);
 
     const gateway = createGateway({
-      backends: new Map([[config.model.name, engineBackend(model, config.model.name, { defaultMaxTokens: config.model.max_tokens })]]),
+      backends: new Map([[config.model.name, engineBackend(model, config.model.name, { defaultMaxTokens: config.model.max_tokens, batchSize: config.performance.batch_size })]]),
       defaultModel: config.model.name,
       authenticate: (presented) => authenticateApiKey(local.store, presented),
       logger,

@@ -53,7 +53,7 @@ const modelSection = z.strictObject(
 
 const performanceSection = z.strictObject(
   {
-    batch_size: integer(1, 1024).default(1),
+    batch_size: integer(1, 1024).default(4),
     precision: oneOf(PRECISIONS).default('auto'),
     threads: integer(0, 1024).default(0),
   },

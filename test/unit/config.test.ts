@@ -23,7 +23,7 @@ describe('defaults', () => {
   it('gives every key its documented default when the file and env are empty', () => {
     expect(parseConfig('', {})).toEqual({
       model: { name: 'aigw-tiny', format: 'auto', max_tokens: 256, path: '.aigw/models/aigw-tiny' },
-      performance: { batch_size: 1, precision: 'auto', threads: 0 },
+      performance: { batch_size: 4, precision: 'auto', threads: 0 },
       monitoring: { log_level: 'info', metrics_endpoint: '' },
       gateway: {
         host: '127.0.0.1',
