@@ -74,7 +74,10 @@ export async function startS3rver(bucket = 'aigw-models'): Promise<S3rverHandle>
     },
     async stop() {
       for (const client of clients) client.destroy();
-      await server.close();
+      // Keep-alive sockets of clients made elsewhere would hold close() open.
+      const closed = server.close();
+      server.httpServer.closeAllConnections();
+      await closed;
       await rm(directory, { recursive: true, force: true });
     },
   };
