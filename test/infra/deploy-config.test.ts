@@ -1,0 +1,130 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { DeployConfigError, deployConfigFrom, loadDeployConfig, parseDeployConfig } from '../../infra/deploy-config.js';
+import { GATEWAY_ENV, readModelFunctionUrls } from '../../infra/function-env.js';
+
+describe('deploy config', () => {
+  it('defaults every key when aigw.toml has no [deploy] section', () => {
+    const config = parseDeployConfig('[gateway]\nport = 9000\n');
+    expect(config).toEqual({
+      regions: ['us-east-1'],
+      architecture: 'arm64',
+      alarmEmail: undefined,
+      dailySpendAlarmUsd: 10,
+      keyBudgetAlertPercents: [50, 80, 100],
+      logRetentionDays: 180,
+      originSecretRotation: 1,
+      customDomain: undefined,
+      models: [],
+    });
+  });
+
+  it('reads a full [deploy] section; models inherit the architecture unless they set one', () => {
+    const config = parseDeployConfig(`
+[deploy]
+regions = ["eu-west-1", "us-east-2"]
+architecture = "x86_64"
+alarm_email = "ops@example.com"
+daily_spend_alarm_usd = 42.5
+key_budget_alert_percents = [75, 100]
+log_retention_days = 365
+domain_name = "ai.example.com"
+certificate_arn = "arn:aws:acm:us-east-1:123456789012:certificate/abc-123"
+
+[[deploy.models]]
+name = "llama-3.2-1b"
+version = "2026-01"
+memory_mb = 8192
+ephemeral_storage_mb = 10240
+timeout_seconds = 900
+reserved_concurrency = 5
+
+[[deploy.models]]
+name = "tiny"
+version = "1"
+architecture = "arm64"
+`);
+    expect(config.regions).toEqual(['eu-west-1', 'us-east-2']);
+    expect(config.alarmEmail).toBe('ops@example.com');
+    expect(config.dailySpendAlarmUsd).toBe(42.5);
+    expect(config.keyBudgetAlertPercents).toEqual([75, 100]);
+    expect(config.logRetentionDays).toBe(365);
+    expect(config.customDomain).toEqual({
+      domainName: 'ai.example.com',
+      certificateArn: 'arn:aws:acm:us-east-1:123456789012:certificate/abc-123',
+    });
+    expect(config.models).toEqual([
+      {
+        name: 'llama-3.2-1b',
+        version: '2026-01',
+        memoryMb: 8192,
+        ephemeralStorageMb: 10240,
+        timeoutSeconds: 900,
+        reservedConcurrency: 5,
+        architecture: 'x86_64',
+      },
+      {
+        name: 'tiny',
+        version: '1',
+        memoryMb: 4096,
+        ephemeralStorageMb: 4096,
+        timeoutSeconds: 300,
+        reservedConcurrency: 2,
+        architecture: 'arm64',
+      },
+    ]);
+  });
+
+  it.each([
+    [{ regionz: ['eu-west-1'] }, /^deploy: .*regionz/],
+    [{ regions: [] }, /^deploy\.regions: /],
+    [{ regions: ['eu-west-9'] }, /^deploy\.regions\[0\]: expected an AWS region name/],
+    [{ regions: ['eu-west-1', 'eu-west-1'] }, /^deploy\.regions: regions must not repeat/],
+    [{ architecture: 'arm' }, /^deploy\.architecture: /],
+    [{ alarm_email: 'not-an-email' }, /^deploy\.alarm_email: /],
+    [{ daily_spend_alarm_usd: 0 }, /^deploy\.daily_spend_alarm_usd: /],
+    [{ key_budget_alert_percents: [50, 50] }, /^deploy\.key_budget_alert_percents: percents must not repeat/],
+    [{ log_retention_days: 100 }, /^deploy\.log_retention_days: expected one of CloudWatch's retention periods/],
+    [{ domain_name: 'ai.example.com' }, /^deploy\.certificate_arn: domain_name and certificate_arn go together/],
+    [{ certificate_arn: 'arn:aws:acm:eu-west-1:123456789012:certificate/x' }, /^deploy\.certificate_arn: expected an ACM certificate ARN in us-east-1/],
+    [{ models: [{ name: 'Bad Name', version: '1' }] }, /^deploy\.models\[0\]\.name: /],
+    [{ models: [{ name: 'm', version: '1', memory_mb: 64 }] }, /^deploy\.models\[0\]\.memory_mb: /],
+    [{ models: [{ name: 'm', version: '1', ephemeral_storage_mb: 20000 }] }, /^deploy\.models\[0\]\.ephemeral_storage_mb: /],
+    [{ models: [{ name: 'm', version: '1', timeout_seconds: 901 }] }, /^deploy\.models\[0\]\.timeout_seconds: /],
+    [{ models: [{ name: 'm', version: '1', reserved_concurrency: 0 }] }, /^deploy\.models\[0\]\.reserved_concurrency: /],
+    [{ models: [{ name: 'm', version: '1', gpu: true }] }, /^deploy\.models\[0\]: .*gpu/],
+    [{ models: [{ name: 'm', version: '1' }, { name: 'm', version: '1' }] }, /^deploy\.models\[1\]: duplicate model m@1/],
+  ])('rejects %j naming the key', (raw, message) => {
+    expect(() => deployConfigFrom(raw)).toThrow(DeployConfigError);
+    expect(() => deployConfigFrom(raw)).toThrow(message);
+  });
+
+  it('rejects a file that is not TOML', () => {
+    expect(() => parseDeployConfig('[deploy\nregions = 1')).toThrow(/aigw.toml is not valid TOML/);
+  });
+
+  it('loads defaults when the file is missing, and the file when it exists', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'aigw-deploy-config-'));
+    expect(loadDeployConfig(join(dir, 'missing.toml')).regions).toEqual(['us-east-1']);
+    const path = join(dir, 'aigw.toml');
+    writeFileSync(path, '[deploy]\nregions = ["ap-southeast-2"]\n');
+    expect(loadDeployConfig(path).regions).toEqual(['ap-southeast-2']);
+  });
+});
+
+describe('model function URLs in the gateway environment', () => {
+  it('parses the JSON the stack writes', () => {
+    const urls = [{ name: 'demo', version: '1', url: 'https://abc.lambda-url.eu-west-1.on.aws/' }];
+    expect(readModelFunctionUrls({ [GATEWAY_ENV.modelFunctionUrls]: JSON.stringify(urls) })).toEqual(urls);
+    expect(readModelFunctionUrls({})).toEqual([]);
+  });
+
+  it('rejects malformed values with the variable named', () => {
+    expect(() => readModelFunctionUrls({ [GATEWAY_ENV.modelFunctionUrls]: '{' })).toThrow(/AIGW_MODEL_FUNCTION_URLS is not JSON/);
+    expect(() =>
+      readModelFunctionUrls({ [GATEWAY_ENV.modelFunctionUrls]: JSON.stringify([{ name: 'demo', version: '1', url: 'nope' }]) }),
+    ).toThrow(/AIGW_MODEL_FUNCTION_URLS/);
+  });
+});
