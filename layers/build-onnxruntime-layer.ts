@@ -2,7 +2,7 @@
 // only linux/<arch> native files and the runtime JavaScript, nothing for other platforms or GPUs.
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join, relative, resolve } from 'node:path';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 export type LayerArchitecture = 'arm64' | 'x86_64';
@@ -38,7 +38,7 @@ export interface LayerBuildResult {
 const here = dirname(fileURLToPath(import.meta.url));
 const STAMP_FILE = 'aigw-layer.json';
 // Bumped when the selection rules below change, so stale layer folders get rebuilt.
-const LAYER_FORMAT = 1;
+const LAYER_FORMAT = 2;
 
 export function defaultLayerDir(architecture: LayerArchitecture): string {
   return join(here, 'onnxruntime', 'build', architecture);
@@ -62,7 +62,8 @@ function packageRoot(name: string, resolveFrom: string): string {
   throw new LayerBuildError(`no package.json of ${name} above ${entry}`);
 }
 
-const isRuntimeJs = (path: string) => /\.(c|m)?js$/.test(path);
+// Nested package.json files matter at runtime: they set "type" (module or commonjs) per folder.
+const isRuntimeFile = (path: string) => /\.(c|m)?js$/.test(path) || basename(path) === 'package.json';
 
 /** Copies the files of `from` that `keep` accepts (paths relative to `from`), preserving layout. */
 function copyTree(from: string, to: string, keep: (relativePath: string) => boolean): void {
@@ -86,7 +87,7 @@ function isLinuxCpuNative(fileName: string): boolean {
 
 function copyOnnxruntimeNode(root: string, to: string, architecture: LayerArchitecture): void {
   cpSync(join(root, 'package.json'), join(to, 'package.json'));
-  copyTree(join(root, 'dist'), join(to, 'dist'), isRuntimeJs);
+  copyTree(join(root, 'dist'), join(to, 'dist'), isRuntimeFile);
   const bin = join(root, 'bin');
   const napiDirs = existsSync(bin) ? readdirSync(bin).filter((name) => name.startsWith('napi-v')) : [];
   let nativeFiles = 0;
@@ -108,7 +109,7 @@ function copyOnnxruntimeNode(root: string, to: string, architecture: LayerArchit
 function copyOnnxruntimeCommon(root: string, to: string): void {
   cpSync(join(root, 'package.json'), join(to, 'package.json'));
   // Both module flavours: onnxruntime-node require()s the CommonJS build, ESM code imports the other.
-  copyTree(join(root, 'dist'), join(to, 'dist'), (path) => /^(cjs|esm)[\\/]/.test(path) && isRuntimeJs(path));
+  copyTree(join(root, 'dist'), join(to, 'dist'), (path) => /^(cjs|esm)[\\/]/.test(path) && isRuntimeFile(path));
 }
 
 function readStamp(outDir: string): unknown {
