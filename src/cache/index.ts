@@ -3,3 +3,4 @@
 export * from './cache-config.js';
 export * from './cache-key.js';
 export * from './errors.js';
+export * from './cache-policy.js';
