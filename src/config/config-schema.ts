@@ -47,6 +47,7 @@ const modelSection = z.strictObject(
     format: oneOf(['auto', 'optimum', 'genai']).default('auto'),
     max_tokens: integer(1, 1_048_576).default(256),
     path: nonEmptyText('a model package folder').default('.aigw/models/aigw-tiny'),
+    max_concurrent_requests: integer(0, 1_000_000).default(0),
   },
   section('model'),
 );
@@ -87,9 +88,69 @@ const dynamodbSection = z.strictObject(
       .regex(/^[A-Za-z0-9_.-]{3,255}$/, { error: 'expected 3 to 255 letters, digits, "_", "-" or "."' })
       .default('aigw'),
     data_dir: nonEmptyText('a folder').default('.aigw/dynamodb'),
+    timeout_ms: integer(50, 60_000).default(1000),
   },
   section('dynamodb'),
 );
+
+const admissionSection = z.strictObject(
+  {
+    lease_seconds: integer(5, 86_400).default(900),
+    fail_open: flag().default(false),
+  },
+  section('admission'),
+);
+
+const cacheSection = z.strictObject(
+  {
+    ttl: integer(0, 31_536_000).default(3600),
+    shared: flag().default(false),
+    max_entry_bytes: integer(1_024, 390_000).default(350_000),
+  },
+  section('cache'),
+);
+
+/** US dollars as a decimal string ("2.50") or number, to integer micro-dollars, exactly. */
+const usd = z
+  .union([z.string(), z.number()], { error: 'expected dollars such as "2.50"' })
+  .transform((value, ctx) => {
+    const match = /^(\d+)(?:\.(\d{1,6}))?$/.exec(String(value).trim());
+    if (!match) {
+      ctx.addIssue({ code: 'custom', message: 'expected dollars such as "2.50" (at most 6 decimals)' });
+      return z.NEVER;
+    }
+    return Number(match[1]) * 1_000_000 + Number((match[2] ?? '').padEnd(6, '0'));
+  });
+
+const count = () => integer(0, Number.MAX_SAFE_INTEGER).optional();
+
+/** A plan's limits; a key may override any of them. Absent means unlimited. */
+const planSchema = z.strictObject(
+  {
+    requests_per_minute: count(),
+    tokens_per_minute: count(),
+    requests_per_month: count(),
+    max_concurrent_requests: count(),
+    budget_usd_per_day: usd.optional(),
+    budget_usd_per_month: usd.optional(),
+    tokens_per_day: count(),
+    tokens_per_month: count(),
+  },
+  { error: 'expected a table of plan limits ([plans.<name>])' },
+);
+
+export type PlanConfig = z.output<typeof planSchema>;
+
+export const DEFAULT_PLANS: Record<string, PlanConfig> = {
+  free: { requests_per_month: 1_000_000, requests_per_minute: 600, max_concurrent_requests: 8 },
+};
+
+const plansSection = z
+  .record(z.string().regex(/^[A-Za-z0-9_-]+$/, { error: 'expected a plan name of letters, digits, "_" or "-"' }), planSchema, {
+    error: 'expected tables [plans.<name>]',
+  })
+  // The built-in plans stay unless the file redefines them by name.
+  .transform((plans) => ({ ...DEFAULT_PLANS, ...plans }));
 
 // `prefault({})` runs a missing section through its schema, so each key gets its own default.
 export const configSchema = z.strictObject({
@@ -98,6 +159,9 @@ export const configSchema = z.strictObject({
   monitoring: monitoringSection.prefault({}),
   gateway: gatewaySection.prefault({}),
   dynamodb: dynamodbSection.prefault({}),
+  admission: admissionSection.prefault({}),
+  cache: cacheSection.prefault({}),
+  plans: plansSection.prefault({}),
 });
 
 export type AigwConfig = z.output<typeof configSchema>;

@@ -18,6 +18,28 @@ export interface StopPushResult {
 }
 
 /**
+ * Where generation stops in `text`: the start of the stop string that is complete soonest (the
+ * smallest end; on a tie the longer one), or -1. "Soonest complete" is what a token-by-token
+ * stream sees, so the answer is the same however the text is chunked: with stops "c😀b" and
+ * "😀", the text "c😀b" stops after "c", because "😀" was complete before "b" arrived.
+ */
+export function firstCompletedStop(text: string, stops: readonly string[]): number {
+  let start = -1;
+  let end = Infinity;
+  for (const stop of stops) {
+    if (stop.length === 0) continue;
+    const at = text.indexOf(stop);
+    if (at === -1) continue;
+    const stopEnd = at + stop.length;
+    if (stopEnd < end || (stopEnd === end && at < start)) {
+      start = at;
+      end = stopEnd;
+    }
+  }
+  return start;
+}
+
+/**
  * Finds stop strings in streamed text. Text that could still turn out to be the start of a stop
  * string is held back until it can't be; on a match only the text before it is emitted.
  * Each push costs O(chunk + held) per stop string: held text is shorter than the longest stop.
@@ -36,11 +58,7 @@ export class StopSequenceMatcher {
   push(text: string): StopPushResult {
     if (this.stopped) return { emit: '', stopped: true };
     const buffer = this.held + text;
-    let first = -1;
-    for (const stop of this.stops) {
-      const at = buffer.indexOf(stop);
-      if (at !== -1 && (first === -1 || at < first)) first = at;
-    }
+    const first = firstCompletedStop(buffer, this.stops);
     if (first !== -1) {
       this.stopped = true;
       this.held = '';

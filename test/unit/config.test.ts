@@ -22,7 +22,7 @@ function configError(toml: string, env: NodeJS.ProcessEnv = {}): ConfigError {
 describe('defaults', () => {
   it('gives every key its documented default when the file and env are empty', () => {
     expect(parseConfig('', {})).toEqual({
-      model: { name: 'aigw-tiny', format: 'auto', max_tokens: 256, path: '.aigw/models/aigw-tiny' },
+      model: { name: 'aigw-tiny', format: 'auto', max_tokens: 256, path: '.aigw/models/aigw-tiny', max_concurrent_requests: 0 },
       performance: { batch_size: 4, precision: 'auto', threads: 0 },
       monitoring: { log_level: 'info', metrics_endpoint: '' },
       gateway: {
@@ -32,7 +32,10 @@ describe('defaults', () => {
         max_request_bytes: 1_048_576,
         log_prompts: false,
       },
-      dynamodb: { endpoint: '', region: 'us-east-1', table: 'aigw', data_dir: '.aigw/dynamodb' },
+      dynamodb: { endpoint: '', region: 'us-east-1', table: 'aigw', data_dir: '.aigw/dynamodb', timeout_ms: 1000 },
+      admission: { lease_seconds: 900, fail_open: false },
+      cache: { ttl: 3600, shared: false, max_entry_bytes: 350_000 },
+      plans: { free: { requests_per_month: 1_000_000, requests_per_minute: 600, max_concurrent_requests: 8 } },
     });
     expect(CONFIG_DEFAULTS).toEqual(parseConfig('', {}));
   });

@@ -2,14 +2,21 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { StopSequenceError, StopSequenceMatcher } from '../../src/engine/stop-sequences.js';
 
-/** The text before the first occurrence of any stop string, or all of it. */
+/**
+ * The oracle, written plainly: grow the text one UTF-16 unit at a time and stop at the first
+ * length where some stop string appears; cut at that stop string's start.
+ */
 function truncateAtFirstStop(text: string, stops: readonly string[]): { text: string; stopped: boolean } {
-  let first = -1;
-  for (const stop of stops.filter((s) => s.length > 0)) {
-    const at = text.indexOf(stop);
-    if (at !== -1 && (first === -1 || at < first)) first = at;
+  const nonEmpty = stops.filter((s) => s.length > 0);
+  for (let end = 1; end <= text.length; end++) {
+    const prefix = text.slice(0, end);
+    const hits = nonEmpty.filter((s) => prefix.endsWith(s));
+    if (hits.length > 0) {
+      const longest = Math.max(...hits.map((s) => s.length));
+      return { text: text.slice(0, end - longest), stopped: true };
+    }
   }
-  return first === -1 ? { text, stopped: false } : { text: text.slice(0, first), stopped: true };
+  return { text, stopped: false };
 }
 
 /** Splits text at the given cut points (any order, duplicates allowed). */
@@ -28,7 +35,7 @@ function chunksOf(text: string, cuts: number[]): string[] {
 const smallText = (maxLength: number) => fc.string({ unit: fc.constantFrom('a', 'b', 'c', '\n', '😀'), maxLength });
 
 describe('StopSequenceMatcher', () => {
-  it('emits exactly the text before the first stop string, for any chunking', () => {
+  it('emits exactly the text before the first stop string to complete, for any chunking', () => {
     fc.assert(
       fc.property(
         smallText(60),
@@ -73,6 +80,11 @@ describe('StopSequenceMatcher', () => {
       }),
       { numRuns: 1000 },
     );
+  });
+
+  it('stops at the stop string that completes first, not the one that starts first', () => {
+    const matcher = new StopSequenceMatcher(['c😀b', '😀']);
+    expect(matcher.push('c😀b')).toEqual({ emit: 'c', stopped: true });
   });
 
   it('stops on a string split across chunks and drops everything after it', () => {
