@@ -11,6 +11,8 @@ export const METRIC_NAMESPACE = 'aigw';
  */
 export const SERVICE_DIMENSION = 'service';
 export const GATEWAY_SERVICE_NAME = 'aigw-gateway';
+/** POWERTOOLS_SERVICE_NAME of the model functions (their metrics, if any, stay apart from the gateway's). */
+export const MODEL_SERVICE_NAME = 'aigw-model';
 
 export const METRIC = {
   /** Count, one per request that reached the pipeline. */

@@ -11,7 +11,7 @@ import { tableSchema, type TableSchema } from '../src/store/table-schema.js';
 import type { DeployConfig, LambdaArchitecture, ModelDeployment } from './deploy-config.js';
 import { functionBundling } from './function-bundling.js';
 import { GATEWAY_ENV, MODEL_CACHE_DIR, MODEL_ENV } from './function-env.js';
-import { GATEWAY_SERVICE_NAME, METRIC_NAMESPACE } from './metric-names.js';
+import { GATEWAY_SERVICE_NAME, METRIC_NAMESPACE, MODEL_SERVICE_NAME } from './metric-names.js';
 import { GatewayAlarms, GatewayDashboard } from './monitoring.js';
 import { lambdaArchitecture, onnxruntimeLayer } from './onnxruntime-layer.js';
 import { ORIGIN_SECRET_NAME } from './origin-protection.js';
@@ -164,7 +164,7 @@ export class RegionalStack extends Stack {
           [MODEL_ENV.name]: model.name,
           [MODEL_ENV.version]: model.version,
           [MODEL_ENV.cacheDir]: MODEL_CACHE_DIR,
-          POWERTOOLS_SERVICE_NAME: 'aigw-model',
+          POWERTOOLS_SERVICE_NAME: MODEL_SERVICE_NAME,
           POWERTOOLS_METRICS_NAMESPACE: METRIC_NAMESPACE,
           NODE_OPTIONS: '--enable-source-maps',
         },
