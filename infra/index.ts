@@ -20,4 +20,4 @@ export { GatewayAlarms, GatewayDashboard } from './monitoring.js';
 export { lambdaArchitecture, onnxruntimeLayer } from './onnxruntime-layer.js';
 export { ORIGIN_SECRET_ACCEPTED_STAGES, ORIGIN_SECRET_HEADER, ORIGIN_SECRET_NAME } from './origin-protection.js';
 export { distanceKm, isKnownRegion, nearestRegion, nearestRegionTable, REGION_LOCATIONS } from './regions.js';
-export { modelPrefix, RegionalStack, type FunctionEntries, type RegionalStackProps } from './regional-stack.js';
+export { RegionalStack, type FunctionEntries, type RegionalStackProps } from './regional-stack.js';

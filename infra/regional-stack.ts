@@ -7,8 +7,9 @@ import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { BlockPublicAccess, Bucket, BucketEncryption } from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
 import { join } from 'node:path';
+import { modelPackagePrefix } from '../src/models/s3-store.js';
 import { tableSchema, type TableSchema } from '../src/store/table-schema.js';
-import type { DeployConfig, LambdaArchitecture, ModelDeployment } from './deploy-config.js';
+import type { DeployConfig, LambdaArchitecture } from './deploy-config.js';
 import { functionBundling } from './function-bundling.js';
 import { GATEWAY_ENV, MODEL_CACHE_DIR, MODEL_ENV } from './function-env.js';
 import { GATEWAY_SERVICE_NAME, METRIC_NAMESPACE, MODEL_SERVICE_NAME } from './metric-names.js';
@@ -27,11 +28,6 @@ export interface RegionalStackProps extends StackProps {
   readonly entries: FunctionEntries;
   /** Repository root: esbuild runs there and package-lock.json pins the bundled versions. */
   readonly projectRoot: string;
-}
-
-/** Where a model package lives in the bucket; the same layout `aigw models push` writes. */
-export function modelPrefix(model: Pick<ModelDeployment, 'name' | 'version'>): string {
-  return `models/${model.name}/${model.version}/`;
 }
 
 function attributeType(type: TableSchema['partitionKey']['type']): AttributeType {
@@ -173,7 +169,7 @@ export class RegionalStack extends Stack {
       url.grantInvokeUrl(this.gateway);
 
       // Read-only, and only this model's own prefix: no grantRead, which would open the whole bucket.
-      const prefix = modelPrefix(model);
+      const prefix = modelPackagePrefix(model.name, model.version);
       fn.addToRolePolicy(
         new PolicyStatement({ actions: ['s3:GetObject'], resources: [this.modelBucket.arnForObjects(`${prefix}*`)] }),
       );
