@@ -17,3 +17,8 @@ export class CacheHeaderError extends Error {
 export class CanonicalJsonError extends Error {
   override readonly name = 'CanonicalJsonError';
 }
+
+/** A cache item that exists but does not decode to an entry; get treats it as a miss. */
+export class CorruptCacheEntryError extends Error {
+  override readonly name = 'CorruptCacheEntryError';
+}
