@@ -46,7 +46,7 @@ export function decideCaching(headers: Headers, params: GenerationParams, config
   const ttlSeconds = ttlOverride ?? config.ttlSeconds;
   const read = !directives.has('no-cache');
   const write = ttlSeconds > 0;
-  if (!read && !write) return bypass(`cache-control: no-cache with a TTL of 0`);
+  if (!read && !write) return bypass('cache-control: no-cache with a TTL of 0');
   const source = ttlOverride === undefined ? 'deterministic' : `${CACHE_TTL_HEADER}: ${ttlOverride}`;
   const reason = read ? source : `${source}, cache-control: no-cache`;
   return { read, write, ttlSeconds: write ? ttlSeconds : 0, reason };
