@@ -48,6 +48,13 @@ function reorderKeys(value: unknown, random: () => number): unknown {
   return Object.fromEntries(entries.map(([k, v]) => [k, reorderKeys(v, random)]));
 }
 
+function withoutNegativeZero(value: unknown): unknown {
+  if (Object.is(value, -0)) return 0;
+  if (Array.isArray(value)) return value.map(withoutNegativeZero);
+  if (value === null || typeof value !== 'object') return value;
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, withoutNegativeZero(v)]));
+}
+
 function seededRandom(seed: number): () => number {
   let state = seed >>> 0 || 1;
   return () => {
@@ -75,8 +82,10 @@ describe('canonicalJson', () => {
   });
 
   it('round-trips through JSON.parse to a deep-equal value', () => {
+    // -0 is written as 0 on purpose (as JSON.stringify does: both are the same parameter value),
+    // so the round trip is checked on values without it; the test above pins that case.
     fc.assert(
-      fc.property(fc.jsonValue(), (value) => {
+      fc.property(fc.jsonValue().map(withoutNegativeZero), (value) => {
         expect(JSON.parse(canonicalJson(value))).toStrictEqual(value);
       }),
       { numRuns: 500 },
