@@ -5,6 +5,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { GetCommand, PutCommand, UpdateCommand, paginateScan } from '@aws-sdk/lib-dynamodb';
 import { KEY_PREFIX, itemKeys, type Store } from '../store/index.js';
+import { LIMIT_NAMES, type Limits } from './limits.js';
 
 export const API_KEY_PREFIX = 'aigw-';
 const API_KEY_BODY_LENGTH = 40;
@@ -28,12 +29,15 @@ export interface ApiKeyRecord {
   readonly plan: string;
   /** Model names this key may use; empty means all. */
   readonly allowedModels: readonly string[];
+  /** This key's own limits, on top of its plan's. */
+  readonly limits: Readonly<Limits>;
 }
 
 export interface CreateApiKeyInput {
   name: string;
   plan?: string;
   allowedModels?: readonly string[];
+  limits?: Limits;
 }
 
 export class ApiKeyNotFoundError extends Error {
@@ -152,8 +156,20 @@ function toRecord(item: Record<string, unknown>): ApiKeyRecord {
     ...(typeof item.revokedAt === 'string' ? { revokedAt: item.revokedAt } : {}),
     plan: String(item.plan),
     allowedModels: Object.freeze(Array.isArray(item.allowedModels) ? item.allowedModels.map(String) : []),
+    limits: Object.freeze(limitsOf(item.limits)),
   };
   return Object.freeze(record);
+}
+
+/** Only known limit names with non-negative integer values survive a round trip through the table. */
+function limitsOf(value: unknown): Limits {
+  if (typeof value !== 'object' || value === null) return {};
+  const limits: Limits = {};
+  for (const name of LIMIT_NAMES) {
+    const limit = (value as Record<string, unknown>)[name];
+    if (Number.isSafeInteger(limit) && (limit as number) >= 0) limits[name] = limit as number;
+  }
+  return limits;
 }
 
 function validateInput(input: CreateApiKeyInput): Required<CreateApiKeyInput> {
@@ -169,7 +185,13 @@ function validateInput(input: CreateApiKeyInput): Required<CreateApiKeyInput> {
   if (!Array.isArray(models) || models.some((m) => typeof m !== 'string' || m.trim() === '')) {
     throw new ApiKeyInputError('allowedModels: expected a list of model names');
   }
-  return { name, plan, allowedModels: [...new Set(models.map((m) => m.trim()))] };
+  const limits = input.limits ?? {};
+  for (const [limit, value] of Object.entries(limits)) {
+    if (!(LIMIT_NAMES as readonly string[]).includes(limit) || (value !== undefined && !(Number.isSafeInteger(value) && value >= 0))) {
+      throw new ApiKeyInputError(`limits.${limit}: expected a known limit with a whole number >= 0`);
+    }
+  }
+  return { name, plan, allowedModels: [...new Set(models.map((m) => m.trim()))], limits: limitsOf(limits) };
 }
 
 /** Creates a key; the plaintext `key` is returned here once and never stored or logged. */
@@ -177,7 +199,7 @@ export async function createApiKey(
   store: Store,
   input: CreateApiKeyInput,
 ): Promise<{ key: string; record: ApiKeyRecord }> {
-  const { name, plan, allowedModels } = validateInput(input);
+  const { name, plan, allowedModels, limits } = validateInput(input);
   const key = generateApiKey();
   const record = toRecord({
     keyId: `${KEY_ID_PREFIX}${randomBase62(KEY_ID_BODY_LENGTH)}`,
@@ -186,11 +208,12 @@ export async function createApiKey(
     createdAt: new Date().toISOString(),
     plan,
     allowedModels,
+    limits,
   });
   await store.client.send(
     new PutCommand({
       TableName: store.tableName,
-      Item: { ...itemKeys.apiKey(hashApiKey(key)), ...record, allowedModels: [...record.allowedModels] },
+      Item: { ...itemKeys.apiKey(hashApiKey(key)), ...record, allowedModels: [...record.allowedModels], limits: { ...record.limits } },
       ConditionExpression: 'attribute_not_exists(pk)',
     }),
   );

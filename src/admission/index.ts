@@ -1,3 +1,7 @@
-// admission: who may call and how much — API keys now; rate limits, concurrency leases and
-// budgets join here, all as conditional writes on the store's table.
+// admission: API keys, plans and per-key limits, and admission control on DynamoDB (rate limits,
+// concurrency, budgets): every check-and-count is one conditional write, exact under concurrency.
 export * from './api-keys.js';
+export * from './limits.js';
+export * from './pricing.js';
+export * from './windows.js';
+export * from './admission-control.js';

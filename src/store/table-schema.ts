@@ -30,33 +30,24 @@ export interface ItemKey {
 /** Partition key prefixes, one per item family (see DESIGN.md "Data in DynamoDB"). */
 export const KEY_PREFIX = {
   apiKey: 'KEY#',
-  rateCounter: 'RL#',
-  lease: 'LEASE#',
-  budget: 'BUDGET#',
+  keyLimits: 'LIMITS#KEY#',
+  modelLimits: 'LIMITS#MODEL#',
   cache: 'CACHE#',
   alias: 'ALIAS#',
   usage: 'USAGE#',
 } as const;
 
-// Families with one item per partition use a fixed sort key; only leases need a range.
+// Every family has one item per partition, under a fixed sort key.
 export const itemKeys = {
   /** API key record, addressed by the SHA-256 hex of the key (the key itself is never stored). */
   apiKey: (sha256Hex: string): ItemKey => ({ pk: `${KEY_PREFIX.apiKey}${sha256Hex}`, sk: 'KEY' }),
-  /** Rate counter of one key (public key id) in one window (e.g. the window's start epoch). */
-  rateCounter: (keyId: string, window: string): ItemKey => ({
-    pk: `${KEY_PREFIX.rateCounter}${keyId}#${window}`,
-    sk: 'RL',
-  }),
-  /** One concurrency lease of a key; all leases of a key share the partition. */
-  lease: (keyId: string, leaseId: string): ItemKey => ({
-    pk: `${KEY_PREFIX.lease}${keyId}`,
-    sk: `LEASE#${leaseId}`,
-  }),
-  /** Spent and reserved budget of a key in one period (e.g. `2026-11`). */
-  budget: (keyId: string, period: string): ItemKey => ({
-    pk: `${KEY_PREFIX.budget}${keyId}#${period}`,
-    sk: 'BUDGET',
-  }),
+  /**
+   * Everything admission counts for one key, in one item: rate windows, in-flight requests,
+   * budget reservations and spend. One item is what lets admission be one conditional write.
+   */
+  keyLimits: (keyId: string): ItemKey => ({ pk: `${KEY_PREFIX.keyLimits}${keyId}`, sk: 'LIMITS' }),
+  /** In-flight requests of one model across all keys, for a per-model concurrency cap. */
+  modelLimits: (modelId: string): ItemKey => ({ pk: `${KEY_PREFIX.modelLimits}${modelId}`, sk: 'LIMITS' }),
   /** Cached response by canonical request hash. */
   cache: (hash: string): ItemKey => ({ pk: `${KEY_PREFIX.cache}${hash}`, sk: 'CACHE' }),
   /** Which model version serves a model name. */

@@ -41,6 +41,7 @@ describe('createApiKey', () => {
       createdAt: expect.any(String),
       plan: 'free',
       allowedModels: [],
+      limits: {},
     });
     expect(Date.parse(record.createdAt)).toBeGreaterThanOrEqual(before - 1_000);
     expect(new Date(record.createdAt).toISOString()).toBe(record.createdAt);
@@ -133,6 +134,7 @@ describe('authenticateApiKey', () => {
       createdAt: new Date().toISOString(),
       plan: 'free',
       allowedModels: [],
+      limits: {},
     };
     await store.client.send(
       new PutCommand({ TableName: store.tableName, Item: { ...itemKeys.apiKey(hashApiKey(presented)), ...record } }),

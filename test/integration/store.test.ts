@@ -50,9 +50,8 @@ describe('table schema', () => {
   it('builds item keys that start with their family prefix and never collide across families', () => {
     const keys = [
       itemKeys.apiKey('ab'),
-      itemKeys.rateCounter('key_1', '60'),
-      itemKeys.lease('key_1', 'l1'),
-      itemKeys.budget('key_1', '2026-11'),
+      itemKeys.keyLimits('key_1'),
+      itemKeys.modelLimits('key_1'),
       itemKeys.cache('ab'),
       itemKeys.alias('m'),
       itemKeys.usage('key_1', '2026-11-27'),
@@ -61,8 +60,8 @@ describe('table schema', () => {
     keys.forEach((key, i) => expect(key.pk.startsWith(prefixes[i]!)).toBe(true));
     expect(new Set(keys.map((k) => `${k.pk}|${k.sk}`)).size).toBe(keys.length);
     expect(itemKeys.apiKey('ab')).toEqual({ pk: 'KEY#ab', sk: 'KEY' });
-    expect(itemKeys.lease('key_1', 'a').pk).toBe(itemKeys.lease('key_1', 'b').pk);
-    expect(itemKeys.lease('key_1', 'a').sk).not.toBe(itemKeys.lease('key_1', 'b').sk);
+    // A model id that looks like a key id still lands in its own family.
+    expect(itemKeys.keyLimits('key_1').pk).not.toBe(itemKeys.modelLimits('key_1').pk);
   });
 });
 

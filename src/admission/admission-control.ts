@@ -1,0 +1,494 @@
+import { randomBytes } from 'node:crypto';
+import { ConditionalCheckFailedException, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
+import { TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { unmarshall } from '@aws-sdk/util-dynamodb';
+import { itemKeys, type ItemKey, type Store } from '../store/index.js';
+import type { Limits } from './limits.js';
+import { costMicros, type ModelPrice } from './pricing.js';
+import { windowsAt, type Windows } from './windows.js';
+
+/*
+ * How limits stay exact under any concurrency, across any number of gateway instances:
+ * everything admission counts for a key lives in ONE DynamoDB item (LIMITS#KEY#<keyId>), and
+ * admitting a request is ONE UpdateItem whose condition checks every limit and whose update
+ * counts the request, so DynamoDB serialises concurrent admissions and at a limit of L exactly
+ * L get in. The item holds, as attributes named by window:
+ *   rpm_<minute>, tpm_<minute>   requests and tokens in a fixed one-minute window
+ *   rpmo_<month>                 requests in the calendar month
+ *   conc                         requests in flight
+ *   usd_d_<day>, usd_m_<month>   committed micro-dollars: spent + reserved by requests in flight
+ *   tok_d_<day>, tok_m_<month>   committed tokens, likewise
+ *   spent_d_<day>, spent_m_<month>  micro-dollars actually spent
+ *   h_<holdId>                   one in-flight request: what it reserved, and when it expires
+ * A request reserves the most it can cost (prompt × input price + max_tokens × output price)
+ * before generation; settling releases the hold and commits the actual cost (one transaction
+ * with the usage roll-up). A request that dies without settling leaves its hold behind; once
+ * the hold expires (lease_seconds after admission), the next request that a limit would
+ * refuse reclaims it first, so a dead request blocks a slot or budget for at most lease_seconds.
+ */
+
+export type RejectionReason =
+  | 'requests_per_minute'
+  | 'tokens_per_minute'
+  | 'requests_per_month'
+  | 'max_concurrent_requests'
+  | 'model_max_concurrent_requests'
+  | 'budget_per_day'
+  | 'budget_per_month'
+  | 'tokens_per_day'
+  | 'tokens_per_month';
+
+/** A limit refused the request: 429, `rate_limit_exceeded` or, for budgets, `insufficient_quota`. */
+export class AdmissionRejectedError extends Error {
+  override readonly name = 'AdmissionRejectedError';
+  readonly quota: boolean;
+
+  constructor(
+    readonly reason: RejectionReason,
+    readonly retryAfterSeconds: number,
+    readonly rateLimits: RateLimitStatus,
+  ) {
+    super(REJECTION_MESSAGES[reason]);
+    this.quota = reason.startsWith('budget') || reason === 'tokens_per_day' || reason === 'tokens_per_month';
+  }
+}
+
+/** DynamoDB could not be reached in time, so limits can't be checked. */
+export class AdmissionUnavailableError extends Error {
+  override readonly name = 'AdmissionUnavailableError';
+}
+
+const REJECTION_MESSAGES: Record<RejectionReason, string> = {
+  requests_per_minute: 'Rate limit reached: requests per minute for this API key.',
+  tokens_per_minute: 'Rate limit reached: tokens per minute for this API key.',
+  requests_per_month: 'Rate limit reached: requests this month for this API key.',
+  max_concurrent_requests: 'Too many requests in flight for this API key.',
+  model_max_concurrent_requests: 'Too many requests in flight for this model.',
+  budget_per_day: "This API key's daily budget is used up.",
+  budget_per_month: "This API key's monthly budget is used up.",
+  tokens_per_day: "This API key's daily token allowance is used up.",
+  tokens_per_month: "This API key's monthly token allowance is used up.",
+};
+
+/** What OpenAI's x-ratelimit-* headers report, for the limits that are set. */
+export interface RateLimitStatus {
+  requests?: { limit: number; remaining: number; resetSeconds: number };
+  tokens?: { limit: number; remaining: number; resetSeconds: number };
+}
+
+export interface AdmissionRequest {
+  keyId: string;
+  limits: Limits;
+  promptTokens: number;
+  /** The most completion tokens the request may produce. */
+  maxTokens: number;
+  price: ModelPrice;
+  /** A cap on requests in flight for the model, across all keys; 0 or absent for none. */
+  model?: { id: string; maxConcurrentRequests: number };
+}
+
+/** A request let in: settle it exactly once when it ends, however it ends. */
+export interface Admission {
+  readonly keyId: string;
+  readonly holdId: string;
+  readonly windows: Windows;
+  readonly reservedMicros: number;
+  readonly reservedTokens: number;
+  readonly price: ModelPrice;
+  readonly rateLimits: RateLimitStatus;
+  readonly modelId?: string;
+  /** Attributes of past windows seen at admission, removed when settling to keep the item small. */
+  readonly staleAttributes: readonly string[];
+}
+
+export interface AdmissionOptions {
+  /** Seconds after which a request that never settled stops holding its slot and reservation. */
+  leaseSeconds: number;
+  now?: () => number;
+}
+
+interface Hold {
+  exp: number;
+  usd: number;
+  tok: number;
+  day: string;
+  month: string;
+}
+
+type Item = Record<string, unknown>;
+
+export class AdmissionControl {
+  private readonly now: () => number;
+
+  constructor(
+    private readonly store: Store,
+    private readonly options: AdmissionOptions,
+  ) {
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Counts the request against every limit and reserves its largest cost, in one conditional write. */
+  async admit(request: AdmissionRequest): Promise<Admission> {
+    const windows = windowsAt(this.now());
+    const reservedMicros = costMicros(request.promptTokens, request.maxTokens, request.price);
+    const reservedTokens = request.promptTokens + request.maxTokens;
+    const holdId = randomBytes(9).toString('base64url');
+    const hold: Hold = {
+      exp: Math.floor(this.now() / 1000) + this.options.leaseSeconds,
+      usd: reservedMicros,
+      tok: reservedTokens,
+      day: windows.day,
+      month: windows.month,
+    };
+    const plan = admissionPlan(request, windows, reservedMicros, reservedTokens);
+    const refusedUpfront = plan.conditions.find((c) => c.room < 0);
+    if (refusedUpfront) throw new AdmissionRejectedError(refusedUpfront.reason, retryAfter(refusedUpfront.reason, windows), {});
+
+    const item = await this.conditionalAdd(itemKeys.keyLimits(request.keyId), holdId, hold, plan.adds, plan.conditions, windows);
+    const admission: Admission = {
+      keyId: request.keyId,
+      holdId,
+      windows,
+      reservedMicros,
+      reservedTokens,
+      price: request.price,
+      rateLimits: rateLimitStatus(request.limits, item, windows),
+      staleAttributes: staleAttributes(item, windows),
+    };
+    const cap = request.model?.maxConcurrentRequests ?? 0;
+    if (!request.model || cap <= 0) return admission;
+
+    // A second write, only when a per-model cap is configured: the model's item is shared by all keys.
+    try {
+      await this.conditionalAdd(
+        itemKeys.modelLimits(request.model.id),
+        holdId,
+        { ...hold, usd: 0, tok: 0 },
+        { conc: 1 },
+        [{ attribute: 'conc', limit: cap, room: cap - 1, reason: 'model_max_concurrent_requests' }],
+        windows,
+      );
+    } catch (error) {
+      await this.release(admission, { promptTokens: 0, completionTokens: 0 }).catch(() => undefined);
+      throw error;
+    }
+    return { ...admission, modelId: request.model.id };
+  }
+
+  /** A cache hit: it counts toward request rate limits but reserves and spends nothing. */
+  async admitCached(keyId: string, limits: Limits): Promise<RateLimitStatus> {
+    const windows = windowsAt(this.now());
+    const conditions = requestConditions(limits, windows);
+    const refusedUpfront = conditions.find((c) => c.room < 0);
+    if (refusedUpfront) throw new AdmissionRejectedError(refusedUpfront.reason, retryAfter(refusedUpfront.reason, windows), {});
+    const item = await this.conditionalAdd(
+      itemKeys.keyLimits(keyId),
+      undefined,
+      undefined,
+      { [`rpm_${windows.minute}`]: 1, [`rpmo_${windows.month}`]: 1 },
+      conditions,
+      windows,
+    );
+    return rateLimitStatus(limits, item, windows);
+  }
+
+  /**
+   * Ends a request: frees its slot, turns its reservation into the actual cost, adds its
+   * completion tokens to the minute's token count and rolls usage up, in one transaction.
+   * Returns the cost in micro-dollars.
+   */
+  async settle(admission: Admission, usage: { promptTokens: number; completionTokens: number }): Promise<number> {
+    const cost = costMicros(usage.promptTokens, usage.completionTokens, admission.price);
+    await this.release(admission, usage, cost);
+    return cost;
+  }
+
+  private async release(admission: Admission, usage: { promptTokens: number; completionTokens: number }, cost = 0): Promise<void> {
+    const { windows } = admission;
+    const tokens = usage.promptTokens + usage.completionTokens;
+    const own = new Set([
+      `tpm_${windows.minute}`,
+      `usd_d_${windows.day}`,
+      `usd_m_${windows.month}`,
+      `tok_d_${windows.day}`,
+      `tok_m_${windows.month}`,
+      `spent_d_${windows.day}`,
+      `spent_m_${windows.month}`,
+    ]);
+    const spend = {
+      [`usd_d_${windows.day}`]: cost,
+      [`usd_m_${windows.month}`]: cost,
+      [`tok_d_${windows.day}`]: tokens,
+      [`tok_m_${windows.month}`]: tokens,
+      [`spent_d_${windows.day}`]: cost,
+      [`spent_m_${windows.month}`]: cost,
+      [`tpm_${windows.minute}`]: usage.completionTokens,
+    };
+    // Releasing the hold undoes the reservation and the in-flight count; spend is added on top.
+    const withHold = {
+      ...spend,
+      conc: -1,
+      [`usd_d_${windows.day}`]: cost - admission.reservedMicros,
+      [`usd_m_${windows.month}`]: cost - admission.reservedMicros,
+      [`tok_d_${windows.day}`]: tokens - admission.reservedTokens,
+      [`tok_m_${windows.month}`]: tokens - admission.reservedTokens,
+    };
+    const remove = [`h_${admission.holdId}`, ...admission.staleAttributes.filter((a) => !own.has(a))];
+    const keyWithHold = {
+      Update: { ...updateInput(this.store, itemKeys.keyLimits(admission.keyId), withHold, remove), ConditionExpression: 'attribute_exists(#r0)' },
+    };
+    // If the hold expired and was reclaimed meanwhile, its slot and reservation are already
+    // released: only the spend is still to be counted.
+    const keySpendOnly = { Update: updateInput(this.store, itemKeys.keyLimits(admission.keyId), spend, []) };
+    const modelHold = admission.modelId
+      ? { Update: updateInput(this.store, itemKeys.modelLimits(admission.modelId), { conc: -1 }, [`h_${admission.holdId}`], 'attribute_exists(#r0)') }
+      : undefined;
+    const usageUpdate = cost > 0 || tokens > 0 ? { Update: this.usageRollup(admission.keyId, windows.day, usage, cost) } : undefined;
+
+    let keyItem: object = keyWithHold;
+    let modelItem = modelHold;
+    for (let attempt = 0; ; attempt++) {
+      const items = [keyItem, modelItem, usageUpdate].filter((item) => item !== undefined);
+      try {
+        await this.store.client.send(new TransactWriteCommand({ TransactItems: items as never }));
+        return;
+      } catch (error) {
+        if (!(error instanceof TransactionCanceledException) || attempt >= 8) throw unavailable(error);
+        const codes = (error.CancellationReasons ?? []).map((r) => r.Code);
+        if (codes[0] === 'ConditionalCheckFailed') keyItem = keySpendOnly;
+        if (modelItem && codes[1] === 'ConditionalCheckFailed') modelItem = undefined;
+        // A conflict with a concurrent write to the same item: back off briefly and go again.
+        if (codes.includes('TransactionConflict')) await new Promise((r) => setTimeout(r, 5 + Math.random() * 20 * (attempt + 1)));
+      }
+    }
+  }
+
+  private usageRollup(keyId: string, day: string, usage: { promptTokens: number; completionTokens: number }, cost: number) {
+    return updateInput(
+      this.store,
+      { pk: `USAGE#${keyId}#${day}`, sk: 'USAGE' },
+      { requests: 1, promptTokens: usage.promptTokens, completionTokens: usage.completionTokens, costMicros: cost },
+      [],
+    );
+  }
+
+  /**
+   * The one conditional write. On refusal DynamoDB returns the item as it was, which says which
+   * limit refused; expired holds found there are reclaimed and the write is tried once more.
+   */
+  private async conditionalAdd(
+    key: ItemKey,
+    holdId: string | undefined,
+    hold: Hold | undefined,
+    adds: Record<string, number>,
+    conditions: Condition[],
+    windows: Windows,
+  ): Promise<Item> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const input = updateInput(this.store, key, adds, [], conditionExpression(conditions), holdId ? { [`h_${holdId}`]: hold } : {}, conditions);
+        const out = await this.store.client.send(
+          new UpdateCommand({ ...input, ReturnValues: 'ALL_NEW', ReturnValuesOnConditionCheckFailure: 'ALL_OLD' }),
+        );
+        return out.Attributes ?? {};
+      } catch (error) {
+        if (!(error instanceof ConditionalCheckFailedException)) throw unavailable(error);
+        const item = error.Item ? unmarshall(error.Item) : {};
+        const failed = conditions.find((c) => !passes(c, item));
+        const reclaimable = expiredHolds(item, Math.floor(this.now() / 1000));
+        if (attempt === 0 && reclaimable.length > 0 && failed?.reason !== 'requests_per_minute' && failed?.reason !== 'requests_per_month') {
+          await this.reclaim(key, reclaimable);
+          continue;
+        }
+        // No limit refused against the item we got back: it changed in between; try again.
+        if (!failed && attempt < 3) continue;
+        const reason = failed?.reason ?? conditions[0]!.reason;
+        throw new AdmissionRejectedError(reason, retryAfter(reason, windows), {});
+      }
+    }
+  }
+
+  /** Releases expired holds, each at most once (a hold is removed only if still there). */
+  private async reclaim(key: ItemKey, holds: [string, Hold][]): Promise<void> {
+    for (const [attribute, hold] of holds) {
+      const adds = {
+        conc: -1,
+        [`usd_d_${hold.day}`]: -hold.usd,
+        [`usd_m_${hold.month}`]: -hold.usd,
+        [`tok_d_${hold.day}`]: -hold.tok,
+        [`tok_m_${hold.month}`]: -hold.tok,
+      };
+      try {
+        await this.store.client.send(new UpdateCommand(updateInput(this.store, key, adds, [attribute], 'attribute_exists(#r0)')));
+      } catch (error) {
+        // Another instance reclaimed (or the request settled) first: nothing left to do.
+        if (!(error instanceof ConditionalCheckFailedException)) throw unavailable(error);
+      }
+    }
+  }
+}
+
+interface Condition {
+  attribute: string;
+  /** The configured limit, for diagnosis. */
+  limit: number;
+  /** The largest value the counter may have before this request for it to fit. */
+  room: number;
+  reason: RejectionReason;
+}
+
+function requestConditions(limits: Limits, windows: Windows): Condition[] {
+  const conditions: Condition[] = [];
+  if (limits.requestsPerMinute !== undefined) {
+    conditions.push({ attribute: `rpm_${windows.minute}`, limit: limits.requestsPerMinute, room: limits.requestsPerMinute - 1, reason: 'requests_per_minute' });
+  }
+  if (limits.requestsPerMonth !== undefined) {
+    conditions.push({ attribute: `rpmo_${windows.month}`, limit: limits.requestsPerMonth, room: limits.requestsPerMonth - 1, reason: 'requests_per_month' });
+  }
+  return conditions;
+}
+
+function admissionPlan(request: AdmissionRequest, windows: Windows, reservedMicros: number, reservedTokens: number) {
+  const { limits, promptTokens } = request;
+  const conditions = requestConditions(limits, windows);
+  const add = (attribute: string, limit: number | undefined, need: number, reason: RejectionReason) => {
+    if (limit !== undefined) conditions.push({ attribute, limit, room: limit - need, reason });
+  };
+  // Prompt tokens count now; completion tokens are added when the request settles.
+  add(`tpm_${windows.minute}`, limits.tokensPerMinute, promptTokens, 'tokens_per_minute');
+  add('conc', limits.maxConcurrentRequests, 1, 'max_concurrent_requests');
+  add(`usd_d_${windows.day}`, limits.budgetMicrosPerDay, reservedMicros, 'budget_per_day');
+  add(`usd_m_${windows.month}`, limits.budgetMicrosPerMonth, reservedMicros, 'budget_per_month');
+  add(`tok_d_${windows.day}`, limits.tokensPerDay, reservedTokens, 'tokens_per_day');
+  add(`tok_m_${windows.month}`, limits.tokensPerMonth, reservedTokens, 'tokens_per_month');
+  const adds = {
+    [`rpm_${windows.minute}`]: 1,
+    [`rpmo_${windows.month}`]: 1,
+    [`tpm_${windows.minute}`]: promptTokens,
+    conc: 1,
+    [`usd_d_${windows.day}`]: reservedMicros,
+    [`usd_m_${windows.month}`]: reservedMicros,
+    [`tok_d_${windows.day}`]: reservedTokens,
+    [`tok_m_${windows.month}`]: reservedTokens,
+  };
+  return { conditions, adds };
+}
+
+function passes(condition: Condition, item: Item): boolean {
+  const value = item[condition.attribute];
+  return typeof value !== 'number' || value <= condition.room;
+}
+
+function conditionExpression(conditions: Condition[]): string | undefined {
+  if (conditions.length === 0) return undefined;
+  return conditions.map((_, i) => `(attribute_not_exists(#c${i}) OR #c${i} <= :c${i})`).join(' AND ');
+}
+
+/**
+ * One UpdateItem's input: ADD for counters, SET for new maps, REMOVE for old attributes; every
+ * name goes through a placeholder. `#r0` is the first removed attribute and `#c<i>`/`:c<i>` the
+ * conditions (see conditionExpression), so callers can refer to them.
+ */
+function updateInput(
+  store: Store,
+  key: ItemKey,
+  adds: Record<string, number>,
+  removes: string[],
+  condition?: string,
+  sets: Record<string, unknown> = {},
+  conditions: Condition[] = [],
+) {
+  const names: Record<string, string> = {};
+  const values: Record<string, unknown> = {};
+  const clauses: string[] = [];
+  const addParts = Object.entries(adds).map(([attribute, value], i) => {
+    names[`#a${i}`] = attribute;
+    values[`:a${i}`] = value;
+    return `#a${i} :a${i}`;
+  });
+  if (addParts.length) clauses.push(`ADD ${addParts.join(', ')}`);
+  const setParts = Object.entries(sets).map(([attribute, value], i) => {
+    names[`#s${i}`] = attribute;
+    values[`:s${i}`] = value;
+    return `#s${i} = :s${i}`;
+  });
+  if (setParts.length) clauses.push(`SET ${setParts.join(', ')}`);
+  const removeParts = removes.map((attribute, i) => {
+    names[`#r${i}`] = attribute;
+    return `#r${i}`;
+  });
+  if (removeParts.length) clauses.push(`REMOVE ${removeParts.join(', ')}`);
+  conditions.forEach((c, i) => {
+    names[`#c${i}`] = c.attribute;
+    values[`:c${i}`] = c.room;
+  });
+  return {
+    TableName: store.tableName,
+    Key: key,
+    UpdateExpression: clauses.join(' '),
+    ExpressionAttributeNames: names,
+    ...(Object.keys(values).length ? { ExpressionAttributeValues: values } : {}),
+    ...(condition ? { ConditionExpression: condition } : {}),
+  };
+}
+
+function rateLimitStatus(limits: Limits, item: Item, windows: Windows): RateLimitStatus {
+  const count = (attribute: string) => (typeof item[attribute] === 'number' ? (item[attribute] as number) : 0);
+  const status: RateLimitStatus = {};
+  if (limits.requestsPerMinute !== undefined) {
+    const remaining = limits.requestsPerMinute - count(`rpm_${windows.minute}`);
+    status.requests = { limit: limits.requestsPerMinute, remaining: Math.max(0, remaining), resetSeconds: windows.secondsToNextMinute };
+  }
+  if (limits.tokensPerMinute !== undefined) {
+    const remaining = limits.tokensPerMinute - count(`tpm_${windows.minute}`);
+    status.tokens = { limit: limits.tokensPerMinute, remaining: Math.max(0, remaining), resetSeconds: windows.secondsToNextMinute };
+  }
+  return status;
+}
+
+const WINDOWED = /^(rpm|tpm|rpmo|usd_d|usd_m|tok_d|tok_m|spent_d|spent_m)_(.+)$/;
+
+function staleAttributes(item: Item, windows: Windows): string[] {
+  const current: Record<string, string> = {
+    rpm: windows.minute,
+    tpm: windows.minute,
+    rpmo: windows.month,
+    usd_d: windows.day,
+    tok_d: windows.day,
+    spent_d: windows.day,
+    usd_m: windows.month,
+    tok_m: windows.month,
+    spent_m: windows.month,
+  };
+  return Object.keys(item).filter((attribute) => {
+    const match = WINDOWED.exec(attribute);
+    return match !== null && match[2] !== current[match[1]!];
+  });
+}
+
+function expiredHolds(item: Item, nowSeconds: number): [string, Hold][] {
+  return Object.entries(item).filter(
+    (entry): entry is [string, Hold] => entry[0].startsWith('h_') && typeof (entry[1] as Hold)?.exp === 'number' && (entry[1] as Hold).exp <= nowSeconds,
+  );
+}
+
+function retryAfter(reason: RejectionReason, windows: Windows): number {
+  switch (reason) {
+    case 'requests_per_minute':
+    case 'tokens_per_minute':
+      return windows.secondsToNextMinute;
+    case 'budget_per_day':
+    case 'tokens_per_day':
+      return windows.secondsToNextDay;
+    case 'requests_per_month':
+    case 'budget_per_month':
+    case 'tokens_per_month':
+      return windows.secondsToNextMonth;
+    default:
+      return 1;
+  }
+}
+
+function unavailable(error: unknown): AdmissionUnavailableError {
+  return new AdmissionUnavailableError(`the limits table did not answer: ${(error as Error).message}`, { cause: error });
+}
