@@ -30,8 +30,13 @@ import {
   type CompletionRequest,
   type GenerateRequest,
 } from './api/index.js';
-import type { GenerationInput, GenerationParams, ModelBackend, PreparedGeneration } from './backends/model-backend.js';
+import { AdmissionUnavailableError, formatUsd } from './admission/index.js';
+import { originAllowed, originNotAllowed, preflightResponse, withCorsHeaders } from './api/cors.js';
+import { rateLimitHeaders } from './api/rate-limit-headers.js';
+import type { GenerationInput, GenerationParams, ModelBackend } from './backends/model-backend.js';
+import { CACHE_STATUS_HEADER } from './cache/index.js';
 import type { FinishReason, GenerationEvent, Usage } from './engine/index.js';
+import { startGeneration, type AdmissionSetup, type CacheSetup, type StartedGeneration } from './generation-flow.js';
 import { requestLog, type RequestLogger } from './telemetry/index.js';
 
 export interface GatewayOptions {
@@ -45,6 +50,12 @@ export interface GatewayOptions {
   maxRequestBytes: number;
   /** Prompts and completions are logged only when the operator turns this on. */
   logPrompts: boolean;
+  /** Rate limits, concurrency caps and budgets; absent when keys are off. */
+  admission?: AdmissionSetup;
+  /** The response cache; absent to switch it off. */
+  cache?: CacheSetup;
+  /** Browser origins allowed to call the gateway (CORS); a key may narrow them further. */
+  allowedOrigins?: readonly string[];
 }
 
 export type Gateway = (request: Request) => Promise<Response>;
@@ -66,8 +77,12 @@ export function createGateway(options: GatewayOptions): Gateway {
       log: requestLog(options.logger, options.logPrompts),
     };
     ctx.log.set({ requestId: ctx.requestId, method: request.method, path: new URL(request.url).pathname });
+    const origin = request.headers.get('origin');
+    const allowedOrigins = options.allowedOrigins ?? [];
+    if (request.method === 'OPTIONS') return preflightResponse(origin, allowedOrigins);
     let response: Response;
     try {
+      if (origin && !originAllowed(origin, allowedOrigins)) throw originNotAllowed(origin);
       response = await route(options, request, ctx);
     } catch (error) {
       const apiError = toApiError(error, { promptParam: new URL(request.url).pathname === '/v1/completions' ? 'prompt' : 'messages' });
@@ -75,6 +90,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       response = errorResponse(apiError);
     }
     response.headers.set('x-request-id', ctx.requestId);
+    if (origin && response.status !== 403) withCorsHeaders(response, origin);
     // A streamed response logs itself when the stream ends; everything else is done now.
     if (!isEventStream(response)) ctx.log.finish(response.status, ctx.started);
     return response;
@@ -95,10 +111,13 @@ async function route(options: GatewayOptions, request: Request, ctx: RequestCont
   if (isModels && request.method !== 'GET') return errorResponse(methodNotAllowed());
 
   if (options.authenticate) ctx.key = await authenticate(options.authenticate, request, ctx);
+  const origin = request.headers.get('origin');
+  const keyOrigins = ctx.key?.allowedOrigins ?? [];
+  if (origin && keyOrigins.length > 0 && !originAllowed(origin, keyOrigins)) throw originNotAllowed(origin);
 
   if (isModels) return listModels(options, pathname, ctx);
   const body = await readJsonBody(request, options.maxRequestBytes);
-  return generateResponse(options, endpoint!, body, request.signal, ctx);
+  return generateResponse(options, endpoint!, body, request, ctx);
 }
 
 function endpointOf(pathname: string): Endpoint | undefined {
@@ -116,7 +135,13 @@ async function authenticate(
   const header = request.headers.get('authorization');
   const presented = header?.match(/^Bearer\s+(.+)$/i)?.[1]?.trim() ?? request.headers.get('x-api-key')?.trim();
   if (!presented) throw missingApiKey();
-  const key = await lookup(presented);
+  let key: ApiKeyRecord | null;
+  try {
+    key = await lookup(presented);
+  } catch (error) {
+    // Keys can't be checked: refuse (fail_open never lets an unauthenticated request in).
+    throw new AdmissionUnavailableError(`API keys cannot be checked: ${describe(error)}`, { cause: error });
+  }
   if (!key) throw invalidApiKey();
   ctx.log.set({ keyId: key.keyId });
   return key;
@@ -214,7 +239,7 @@ async function generateResponse(
   options: GatewayOptions,
   endpoint: Endpoint,
   body: unknown,
-  signal: AbortSignal,
+  request: Request,
   ctx: RequestContext,
 ): Promise<Response> {
   const req = normalize(endpoint, body, options.defaultModel);
@@ -224,15 +249,30 @@ async function generateResponse(
   const prepared = await backend.prepare(req.input, req.params);
   ctx.log.set({ promptTokens: prepared.promptTokens });
 
-  const id = newCompletionId(endpoint === 'completions' ? 'cmpl' : 'chatcmpl');
-  const created = Math.floor(Date.now() / 1000);
-  const shape = { endpoint, id, created, model: backend.id };
+  const started = await startGeneration(options.admission, options.cache, {
+    backend,
+    prepared,
+    input: req.input,
+    params: req.params,
+    key: ctx.key,
+    headers: request.headers,
+    signal: request.signal,
+    warn: (message, error) => ctx.log.set({ warning: message, ...(error ? { warningCause: describe(error) } : {}) }),
+  });
+  ctx.log.set({ cache: started.cacheStatus });
+  const headers: Record<string, string> = { [CACHE_STATUS_HEADER]: started.cacheStatus, ...rateLimitHeaders(started.rateLimits) };
+  const shape: ResponseShape = {
+    endpoint,
+    id: newCompletionId(endpoint === 'completions' ? 'cmpl' : 'chatcmpl'),
+    created: Math.floor(Date.now() / 1000),
+    model: backend.id,
+  };
   if (!req.stream) {
-    const result = await collect(prepared, signal, ctx);
-    return Response.json(completeBody(shape, result.text, result.finishReason, result.usage));
+    const { text, finishReason, usage, costMicros } = await collect(started, ctx);
+    return Response.json(completeBody(shape, text, finishReason, usage), { headers: { ...headers, 'x-aigw-cost-usd': formatUsd(costMicros) } });
   }
-  const events = streamEvents(shape, prepared, signal, req.includeUsage, ctx);
-  return new Response(sseResponseBody(events), { status: 200, headers: SSE_HEADERS });
+  const events = streamEvents(shape, started, request.signal, req.includeUsage, ctx);
+  return new Response(sseResponseBody(events), { status: 200, headers: { ...SSE_HEADERS, ...headers } });
 }
 
 interface ResponseShape {
@@ -242,18 +282,27 @@ interface ResponseShape {
   model: string;
 }
 
-async function collect(prepared: PreparedGeneration, signal: AbortSignal, ctx: RequestContext) {
+/** A whole (non-streamed) answer; the generation is settled whatever happens. */
+async function collect(started: StartedGeneration, ctx: RequestContext) {
   let text = '';
-  for await (const event of prepared.run(signal)) {
-    ctx.log.token();
-    text += event.text;
-    if (event.type === 'finish') {
-      ctx.log.set({ completionTokens: event.usage.completionTokens, finishReason: event.finishReason });
-      ctx.log.setCompletion(text);
-      return { text, finishReason: event.finishReason, usage: event.usage };
+  let completionTokens = 0;
+  try {
+    for await (const event of started.events) {
+      ctx.log.token();
+      text += event.text;
+      if (event.type === 'token') completionTokens++;
+      if (event.type === 'finish') {
+        const costMicros = await started.finish(event.usage.completionTokens);
+        ctx.log.set({ completionTokens: event.usage.completionTokens, finishReason: event.finishReason, costMicros });
+        ctx.log.setCompletion(text);
+        return { text, finishReason: event.finishReason, usage: event.usage, costMicros };
+      }
     }
+    throw new ApiError(500, 'generation ended without a finish event');
+  } finally {
+    // After a failure or an abort: release the admission and charge what was generated.
+    await started.finish(completionTokens).catch((error) => ctx.log.set({ warning: `settling failed: ${describe(error)}` }));
   }
-  throw new ApiError(500, 'generation ended without a finish event');
 }
 
 function completeBody(shape: ResponseShape, text: string, finishReason: FinishReason, usage: Usage): object {
@@ -266,10 +315,14 @@ function usageBody(usage: Usage) {
   return { prompt_tokens: usage.promptTokens, completion_tokens: usage.completionTokens, total_tokens: usage.promptTokens + usage.completionTokens };
 }
 
-/** The SSE events of a streamed response, in OpenAI's order; logs the request when the stream ends. */
+/**
+ * The SSE events of a streamed response, in OpenAI's order. The generation is settled before the
+ * usage chunk (which then carries the cost) or, after an abort or failure, when the stream ends;
+ * the request is logged when the stream ends.
+ */
 async function* streamEvents(
   shape: ResponseShape,
-  prepared: PreparedGeneration,
+  started: StartedGeneration,
   signal: AbortSignal,
   includeUsage: boolean,
   ctx: RequestContext,
@@ -283,16 +336,19 @@ async function* streamEvents(
   };
   let status = 200;
   let completion = '';
+  let completionTokens = 0;
   try {
     if (shape.endpoint === 'chat') yield chunk({ role: 'assistant', content: '' });
-    for await (const event of prepared.run(signal)) {
+    for await (const event of started.events) {
       ctx.log.token();
       completion += event.text;
+      if (event.type === 'token') completionTokens++;
       if (event.text) yield chunk({ content: event.text });
       if (event.type === 'finish') {
-        ctx.log.set({ completionTokens: event.usage.completionTokens, finishReason: event.finishReason });
+        const costMicros = await started.finish(event.usage.completionTokens);
+        ctx.log.set({ completionTokens: event.usage.completionTokens, finishReason: event.finishReason, costMicros });
         yield chunk({}, event.finishReason);
-        if (includeUsage) yield usageChunk(shape, event.usage);
+        if (includeUsage) yield usageChunk(shape, event.usage, costMicros);
       }
     }
   } catch (error) {
@@ -302,15 +358,18 @@ async function* streamEvents(
   } finally {
     // Also runs when the client disconnects and the stream is cancelled mid-way.
     if (signal.aborted) status = 499;
+    await started.finish(completionTokens).catch((error) => ctx.log.set({ warning: `settling failed: ${describe(error)}` }));
     ctx.log.setCompletion(completion);
     ctx.log.finish(status, ctx.started);
   }
 }
 
-function usageChunk(shape: ResponseShape, usage: Usage): object {
-  if (shape.endpoint === 'chat') return chatCompletionChunk({ ...shape, usage });
-  if (shape.endpoint === 'completions') return textCompletionChunk({ ...shape, usage });
-  return { id: shape.id, object: 'generation.chunk', created: shape.created, model: shape.model, usage: usageBody(usage) };
+/** The last chunk; its usage also carries aigw's cost of the request (`cost_usd`), as headers are long gone. */
+function usageChunk(shape: ResponseShape, usage: Usage, costMicros: number): object {
+  const withCost = (chunk: { usage?: object | null }) => ({ ...chunk, usage: { ...chunk.usage, cost_usd: formatUsd(costMicros) } });
+  if (shape.endpoint === 'chat') return withCost(chatCompletionChunk({ ...shape, usage }));
+  if (shape.endpoint === 'completions') return withCost(textCompletionChunk({ ...shape, usage }));
+  return { id: shape.id, object: 'generation.chunk', created: shape.created, model: shape.model, usage: { ...usageBody(usage), cost_usd: formatUsd(costMicros) } };
 }
 
 function isEventStream(response: Response): boolean {

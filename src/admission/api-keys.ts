@@ -31,6 +31,8 @@ export interface ApiKeyRecord {
   readonly allowedModels: readonly string[];
   /** This key's own limits, on top of its plan's. */
   readonly limits: Readonly<Limits>;
+  /** Browser origins this key may be used from; empty means any origin the gateway allows. */
+  readonly allowedOrigins: readonly string[];
 }
 
 export interface CreateApiKeyInput {
@@ -38,6 +40,7 @@ export interface CreateApiKeyInput {
   plan?: string;
   allowedModels?: readonly string[];
   limits?: Limits;
+  allowedOrigins?: readonly string[];
 }
 
 export class ApiKeyNotFoundError extends Error {
@@ -157,6 +160,7 @@ function toRecord(item: Record<string, unknown>): ApiKeyRecord {
     plan: String(item.plan),
     allowedModels: Object.freeze(Array.isArray(item.allowedModels) ? item.allowedModels.map(String) : []),
     limits: Object.freeze(limitsOf(item.limits)),
+    allowedOrigins: Object.freeze(Array.isArray(item.allowedOrigins) ? item.allowedOrigins.map(String) : []),
   };
   return Object.freeze(record);
 }
@@ -191,7 +195,11 @@ function validateInput(input: CreateApiKeyInput): Required<CreateApiKeyInput> {
       throw new ApiKeyInputError(`limits.${limit}: expected a known limit with a whole number >= 0`);
     }
   }
-  return { name, plan, allowedModels: [...new Set(models.map((m) => m.trim()))], limits: limitsOf(limits) };
+  const origins = input.allowedOrigins ?? [];
+  if (!Array.isArray(origins) || origins.some((o) => typeof o !== 'string' || !/^(\*|https?:\/\/[^/\s]+)$/.test(o))) {
+    throw new ApiKeyInputError('allowedOrigins: expected origins such as "https://app.example.com"');
+  }
+  return { name, plan, allowedModels: [...new Set(models.map((m) => m.trim()))], limits: limitsOf(limits), allowedOrigins: [...new Set(origins)] };
 }
 
 /** Creates a key; the plaintext `key` is returned here once and never stored or logged. */
@@ -199,7 +207,7 @@ export async function createApiKey(
   store: Store,
   input: CreateApiKeyInput,
 ): Promise<{ key: string; record: ApiKeyRecord }> {
-  const { name, plan, allowedModels, limits } = validateInput(input);
+  const { name, plan, allowedModels, limits, allowedOrigins } = validateInput(input);
   const key = generateApiKey();
   const record = toRecord({
     keyId: `${KEY_ID_PREFIX}${randomBase62(KEY_ID_BODY_LENGTH)}`,
@@ -209,11 +217,12 @@ export async function createApiKey(
     plan,
     allowedModels,
     limits,
+    allowedOrigins,
   });
   await store.client.send(
     new PutCommand({
       TableName: store.tableName,
-      Item: { ...itemKeys.apiKey(hashApiKey(key)), ...record, allowedModels: [...record.allowedModels], limits: { ...record.limits } },
+      Item: { ...itemKeys.apiKey(hashApiKey(key)), ...record, allowedModels: [...record.allowedModels], limits: { ...record.limits }, allowedOrigins: [...record.allowedOrigins] },
       ConditionExpression: 'attribute_not_exists(pk)',
     }),
   );

@@ -4,6 +4,9 @@ import { StopSequenceError } from '../engine/stop-sequences.js';
 import { TokenizerLoadError } from '../engine/tokenizer.js';
 import { ChatTemplateError } from '../engine/chat-template.js';
 import { ModelPackageError } from '../models/errors.js';
+import { AdmissionRejectedError, AdmissionUnavailableError, UnknownPlanError } from '../admission/index.js';
+import { CacheHeaderError } from '../cache/errors.js';
+import { rateLimitHeaders } from './rate-limit-headers.js';
 
 export interface ApiErrorOptions {
   type?: string;
@@ -142,6 +145,26 @@ export interface ToApiErrorOptions {
 export function toApiError(error: unknown, opts: ToApiErrorOptions = {}): ApiError {
   if (error instanceof ApiError) return error;
   const promptParam = opts.promptParam ?? 'messages';
+
+  if (error instanceof AdmissionRejectedError) {
+    const headers = { 'retry-after': String(error.retryAfterSeconds), ...rateLimitHeaders(error.rateLimits) };
+    // OpenAI's two kinds of 429: a rate limit to wait out, or a quota that is used up.
+    return error.quota
+      ? new ApiError(429, error.message, { type: 'insufficient_quota', code: 'insufficient_quota', headers })
+      : new ApiError(429, error.message, { type: 'requests', code: 'rate_limit_exceeded', headers });
+  }
+  if (error instanceof AdmissionUnavailableError) {
+    return new ApiError(503, 'Limits cannot be checked right now. Please try again shortly.', {
+      code: 'admission_unavailable',
+      headers: { 'retry-after': '1' },
+    });
+  }
+  if (error instanceof UnknownPlanError) {
+    return new ApiError(500, GENERIC_SERVER_ERROR);
+  }
+  if (error instanceof CacheHeaderError) {
+    return new ApiError(400, error.message, { code: 'invalid_cache_header', param: error.header });
+  }
 
   if (error instanceof EngineError) {
     switch (error.code) {

@@ -15,6 +15,8 @@ export function engineBackend(model: LoadedModel, id = model.manifest.name, opti
   const turnstile = new Turnstile(options.batchSize ?? 1);
   return {
     id,
+    version: `${model.manifest.name}@${model.manifest.version}`,
+    price: model.manifest.price,
     created,
     ownedBy: 'aigw',
     contextLength: model.manifest.contextLength,

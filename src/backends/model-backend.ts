@@ -1,3 +1,4 @@
+import type { ModelPrice } from '../admission/pricing.js';
 import type { ChatMessage, GenerationEvent, GenerationOptions } from '../engine/index.js';
 
 /** What the client asked for, already validated: chat messages or a plain-text prompt. */
@@ -19,7 +20,12 @@ export interface PreparedGeneration {
  * gateway can reject, price and admit a request before any model work starts.
  */
 export interface ModelBackend {
+  /** The public model id clients send (an alias a deployment may point at another version). */
   readonly id: string;
+  /** The exact model version behind the id, e.g. `qwen2.5-0.5b@3`: cache entries are keyed by it. */
+  readonly version: string;
+  /** Integer micro-dollars per million tokens. */
+  readonly price: ModelPrice;
   /** Unix seconds, for GET /v1/models. */
   readonly created: number;
   readonly ownedBy: string;

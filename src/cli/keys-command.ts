@@ -1,6 +1,6 @@
-import { Command } from 'commander';
-import { createApiKey, listApiKeys, revokeApiKey } from '../admission/index.js';
-import { loadConfig } from '../config/index.js';
+import { Command, InvalidArgumentError } from 'commander';
+import { createApiKey, limitsOfPlan, listApiKeys, revokeApiKey, type Limits } from '../admission/index.js';
+import { loadConfig, parsePlanLimits } from '../config/index.js';
 import type { Store } from '../store/index.js';
 import { openLocalStore } from './local-store.js';
 
@@ -14,10 +14,18 @@ export function keysCommand(): Command {
     .requiredOption('--name <name>', 'a name to recognise the key by')
     .option('--plan <plan>', 'plan whose limits apply', 'free')
     .option('--models <ids>', 'comma-separated model ids the key may use (default: all)')
-    .action(async (options: { name: string; plan: string; models?: string }, command: Command) => {
+    .option('--origins <origins>', 'comma-separated browser origins the key may be used from (default: any the gateway allows)')
+    .option('--limit <name=value>', 'override a plan limit, e.g. requests_per_minute=10 or budget_usd_per_day=5 (repeatable)', collect, [])
+    .action(async (options: { name: string; plan: string; models?: string; origins?: string; limit: string[] }, command: Command) => {
       await withStore(command, async (store) => {
-        const allowedModels = options.models?.split(',').map((m) => m.trim()).filter(Boolean) ?? [];
-        const { key, record } = await createApiKey(store, { name: options.name, plan: options.plan, allowedModels });
+        const list = (value?: string) => value?.split(',').map((m) => m.trim()).filter(Boolean) ?? [];
+        const { key, record } = await createApiKey(store, {
+          name: options.name,
+          plan: options.plan,
+          allowedModels: list(options.models),
+          allowedOrigins: list(options.origins),
+          limits: parseLimitOverrides(options.limit),
+        });
         console.log(key);
         console.error(`created ${record.keyId} (${record.name}, plan ${record.plan}); the key above is shown only this once`);
       });
@@ -47,6 +55,22 @@ export function keysCommand(): Command {
     });
 
   return keys;
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+/** `--limit requests_per_minute=10` uses aigw.toml's plan key names and units (dollars for budgets). */
+function parseLimitOverrides(pairs: string[]): Limits {
+  const table: Record<string, string> = {};
+  for (const pair of pairs) {
+    const [name, value] = pair.split('=', 2);
+    if (!name || value === undefined) throw new InvalidArgumentError(`--limit ${pair}: expected name=value`);
+    table[name.trim()] = value.trim();
+  }
+  const plan = parsePlanLimits(table);
+  return limitsOfPlan(plan);
 }
 
 async function withStore(command: Command, use: (store: Store) => Promise<void>): Promise<void> {

@@ -32,19 +32,19 @@ const runningFile = (config: AigwConfig) => path.join(config.dynamodb.data_dir, 
 export async function openLocalStore(config: AigwConfig, options: { advertise: boolean }): Promise<LocalStore> {
   const schema = tableSchema(config.dynamodb.table);
   if (config.dynamodb.endpoint) {
-    const client = createDynamoDbClient({ endpoint: config.dynamodb.endpoint, region: config.dynamodb.region });
+    const client = createDynamoDbClient({ endpoint: config.dynamodb.endpoint, region: config.dynamodb.region, requestTimeoutMs: config.dynamodb.timeout_ms });
     await ensureTable(client, schema);
     return { store: { client, tableName: schema.tableName }, close: async () => client.destroy() };
   }
 
   const running = options.advertise ? undefined : await findRunning(config);
   if (running) {
-    const client = createDynamoDbClient({ endpoint: running.endpoint, region: config.dynamodb.region, credentials: running.credentials });
+    const client = createDynamoDbClient({ endpoint: running.endpoint, region: config.dynamodb.region, credentials: running.credentials, requestTimeoutMs: config.dynamodb.timeout_ms });
     return { store: { client, tableName: schema.tableName }, close: async () => client.destroy() };
   }
 
   const local = await startDynamoDbLocal({ dataDir: config.dynamodb.data_dir });
-  const client = createDynamoDbClient({ endpoint: local.endpoint, region: config.dynamodb.region, credentials: local.credentials });
+  const client = createDynamoDbClient({ endpoint: local.endpoint, region: config.dynamodb.region, credentials: local.credentials, requestTimeoutMs: config.dynamodb.timeout_ms });
   await ensureTable(client, schema);
   if (options.advertise) {
     const info: RunningDynamoDb = { endpoint: local.endpoint, pid: process.pid, credentials: local.credentials };

@@ -2,9 +2,10 @@ import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { Logger } from '@aws-lambda-powertools/logger';
-import { authenticateApiKey, createApiKey, listApiKeys } from '../admission/index.js';
+import { AdmissionControl, authenticateApiKey, createApiKey, listApiKeys } from '../admission/index.js';
 import { serveNode } from '../adapters/node-server.js';
 import { engineBackend } from '../backends/engine-backend.js';
+import { ResponseCache } from '../cache/index.js';
 import { loadConfig, type AigwConfig } from '../config/index.js';
 import { loadModel, unloadAllModels } from '../engine/index.js';
 import { createGateway } from '../gateway.js';
@@ -58,6 +59,19 @@ export async function serve(config: AigwConfig): Promise<void> {
       logger,
       maxRequestBytes: config.gateway.max_request_bytes,
       logPrompts: config.gateway.log_prompts,
+      admission: {
+        control: new AdmissionControl(local.store, { leaseSeconds: config.admission.lease_seconds }),
+        plans: config.plans,
+        failOpen: config.admission.fail_open,
+        modelCaps: new Map([[config.model.name, config.model.max_concurrent_requests]]),
+      },
+      cache: {
+        cache: new ResponseCache(local.store, { maxEntryBytes: config.cache.max_entry_bytes }, {
+          onError: (op, error) => logger.warn(`cache ${op} failed`, { error: String(error) }),
+        }),
+        config: { ttlSeconds: config.cache.ttl, shared: config.cache.shared, maxEntryBytes: config.cache.max_entry_bytes },
+      },
+      allowedOrigins: config.gateway.allowed_origins,
     });
     const server = await serveNode(gateway, { host: config.gateway.host, port: config.gateway.port });
     cleanups.push(() => server.close());

@@ -141,6 +141,20 @@ const planSchema = z.strictObject(
 
 export type PlanConfig = z.output<typeof planSchema>;
 
+/**
+ * Plan limits given as text (`aigw keys create --limit requests_per_minute=10`), validated by the
+ * same rules as aigw.toml's [plans.*] tables.
+ */
+export function parsePlanLimits(table: Record<string, string>): PlanConfig {
+  const typed = Object.fromEntries(Object.entries(table).map(([key, value]) => [key, key.startsWith('budget_usd') ? value : Number(value)]));
+  const parsed = planSchema.safeParse(typed);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new Error(`${issue.path.join('.') || 'limit'}: ${issue.message}`);
+  }
+  return parsed.data;
+}
+
 export const DEFAULT_PLANS: Record<string, PlanConfig> = {
   free: { requests_per_month: 1_000_000, requests_per_minute: 600, max_concurrent_requests: 8 },
 };

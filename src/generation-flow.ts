@@ -1,0 +1,139 @@
+// One generation's life between validation and output: cache lookup, admission (rate limits,
+// concurrency, budget reservation), the backend's events, then settlement and the cache write.
+import {
+  AdmissionUnavailableError,
+  effectiveLimits,
+  type Admission,
+  type AdmissionControl,
+  type ApiKeyRecord,
+  type RateLimitStatus,
+} from './admission/index.js';
+import type { PlanConfig } from './config/index.js';
+import type { GenerationInput, GenerationParams, ModelBackend, PreparedGeneration } from './backends/model-backend.js';
+import {
+  cacheKey,
+  cacheScope,
+  cacheStatus,
+  decideCaching,
+  recorder,
+  replay,
+  type CacheConfig,
+  type CacheStatus,
+  type ResponseCache,
+} from './cache/index.js';
+import type { GenerationEvent } from './engine/index.js';
+
+export interface AdmissionSetup {
+  control: AdmissionControl;
+  plans: Readonly<Record<string, PlanConfig>>;
+  /** DynamoDB down: true lets requests through unlimited, false (the default) refuses them. */
+  failOpen: boolean;
+  /** Per-model caps on requests in flight across all keys, by public model id. */
+  modelCaps: ReadonlyMap<string, number>;
+}
+
+export interface CacheSetup {
+  cache: ResponseCache;
+  config: CacheConfig;
+}
+
+export interface GenerationRequest {
+  backend: ModelBackend;
+  prepared: PreparedGeneration;
+  input: GenerationInput;
+  params: GenerationParams;
+  key?: ApiKeyRecord;
+  headers: Headers;
+  signal: AbortSignal;
+  /** Where non-fatal trouble (a cache or store hiccup the request survives) is reported. */
+  warn(message: string, error: unknown): void;
+}
+
+export interface StartedGeneration {
+  cacheStatus: CacheStatus;
+  rateLimits: RateLimitStatus;
+  events: AsyncIterable<GenerationEvent>;
+  /**
+   * Call once the generation is over (finished, aborted or failed) with the completion tokens it
+   * produced: settles the admission and stores a complete result in the cache. Returns the cost in
+   * micro-dollars. Safe to call more than once; only the first call counts.
+   */
+  finish(completionTokens: number): Promise<number>;
+}
+
+export async function startGeneration(
+  admission: AdmissionSetup | undefined,
+  caching: CacheSetup | undefined,
+  request: GenerationRequest,
+): Promise<StartedGeneration> {
+  const { backend, prepared, key } = request;
+  const decision = caching ? decideCaching(request.headers, request.params, caching.config) : undefined;
+  const hash =
+    caching && (decision?.read || decision?.write)
+      ? cacheKey({
+          modelVersion: backend.version,
+          scope: cacheScope(caching.config, key?.keyId),
+          input: request.input,
+          params: { ...request.params, maxTokens: prepared.maxTokens },
+        })
+      : undefined;
+
+  const cached = hash && decision?.read ? await caching!.cache.get(hash) : undefined;
+  const limits = key && admission ? effectiveLimits(admission.plans, key.plan, key.limits) : undefined;
+
+  if (cached) {
+    // A hit spends no budget, but it is a request: it counts toward the request rate limits.
+    const rateLimits = key && admission && limits ? await guard(admission, request, () => admission.control.admitCached(key.keyId, limits)) : undefined;
+    return { cacheStatus: 'HIT', rateLimits: rateLimits ?? {}, events: replay(cached), finish: async () => 0 };
+  }
+
+  const admitted: Admission | undefined =
+    key && admission && limits
+      ? await guard(admission, request, () =>
+          admission.control.admit({
+            keyId: key.keyId,
+            limits,
+            promptTokens: prepared.promptTokens,
+            maxTokens: prepared.maxTokens,
+            price: backend.price,
+            model: { id: backend.id, maxConcurrentRequests: admission.modelCaps.get(backend.id) ?? 0 },
+          }),
+        )
+      : undefined;
+
+  const live = prepared.run(request.signal);
+  const recording = hash && decision?.write ? recorder(live) : undefined;
+  let finished: Promise<number> | undefined;
+  return {
+    cacheStatus: decision ? cacheStatus(decision, false) : 'BYPASS',
+    rateLimits: admitted?.rateLimits ?? {},
+    events: recording?.events ?? live,
+    finish(completionTokens) {
+      finished ??= (async () => {
+        const cost = admitted
+          ? await admission!.control.settle(admitted, { promptTokens: prepared.promptTokens, completionTokens })
+          : 0;
+        const entry = await recording?.completed;
+        if (entry && hash && decision) {
+          const stored = await caching!.cache.put(hash, entry, decision.ttlSeconds);
+          if (stored === 'failed') request.warn('cache write failed', undefined);
+        }
+        return cost;
+      })();
+      return finished;
+    },
+  };
+}
+
+/** Runs an admission call; when DynamoDB is down, fails open or closed as configured. */
+async function guard<T>(admission: AdmissionSetup, request: GenerationRequest, call: () => Promise<T>): Promise<T | undefined> {
+  try {
+    return await call();
+  } catch (error) {
+    if (error instanceof AdmissionUnavailableError && admission.failOpen) {
+      request.warn('admission store unavailable; letting the request through (fail_open)', error);
+      return undefined;
+    }
+    throw error;
+  }
+}
