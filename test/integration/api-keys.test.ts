@@ -42,6 +42,7 @@ describe('createApiKey', () => {
       plan: 'free',
       allowedModels: [],
       limits: {},
+      allowedOrigins: [],
     });
     expect(Date.parse(record.createdAt)).toBeGreaterThanOrEqual(before - 1_000);
     expect(new Date(record.createdAt).toISOString()).toBe(record.createdAt);
@@ -135,6 +136,7 @@ describe('authenticateApiKey', () => {
       plan: 'free',
       allowedModels: [],
       limits: {},
+      allowedOrigins: [],
     };
     await store.client.send(
       new PutCommand({ TableName: store.tableName, Item: { ...itemKeys.apiKey(hashApiKey(presented)), ...record } }),
