@@ -30,14 +30,15 @@ import {
   type CompletionRequest,
   type GenerateRequest,
 } from './api/index.js';
-import { AdmissionUnavailableError, formatUsd } from './admission/index.js';
+import type { Metrics } from '@aws-lambda-powertools/metrics';
+import { AdmissionRejectedError, AdmissionUnavailableError, formatUsd } from './admission/index.js';
 import { originAllowed, originNotAllowed, preflightResponse, withCorsHeaders } from './api/cors.js';
 import { rateLimitHeaders } from './api/rate-limit-headers.js';
 import type { GenerationInput, GenerationParams, ModelBackend } from './backends/model-backend.js';
 import { CACHE_STATUS_HEADER } from './cache/index.js';
 import type { FinishReason, GenerationEvent, Usage } from './engine/index.js';
 import { startGeneration, type AdmissionSetup, type CacheSetup, type StartedGeneration } from './generation-flow.js';
-import { requestLog, type RequestLogger } from './telemetry/index.js';
+import { emitBudgetThresholdCrossed, emitRequestMetrics, requestLog, type RequestLogger } from './telemetry/index.js';
 
 export interface GatewayOptions {
   /** Public model id → backend. */
@@ -56,6 +57,8 @@ export interface GatewayOptions {
   cache?: CacheSetup;
   /** Browser origins allowed to call the gateway (CORS); a key may narrow them further. */
   allowedOrigins?: readonly string[];
+  /** CloudWatch EMF metrics (Powertools); absent to emit none. */
+  metrics?: Metrics;
 }
 
 export type Gateway = (request: Request) => Promise<Response>;
@@ -74,7 +77,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     const ctx: RequestContext = {
       requestId: `req_${randomBytes(12).toString('hex')}`,
       started: performance.now(),
-      log: requestLog(options.logger, options.logPrompts),
+      log: requestLog(options.logger, options.logPrompts, options.metrics && ((fields) => emitRequestMetrics(options.metrics!, fields))),
     };
     ctx.log.set({ requestId: ctx.requestId, method: request.method, path: new URL(request.url).pathname });
     const origin = request.headers.get('origin');
@@ -86,6 +89,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       response = await route(options, request, ctx);
     } catch (error) {
       const apiError = toApiError(error, { promptParam: new URL(request.url).pathname === '/v1/completions' ? 'prompt' : 'messages' });
+      ctx.log.set({ errorCode: apiError.code, ...(error instanceof AdmissionRejectedError ? { rejectedBy: error.reason } : {}) });
       if (apiError.status >= 500) ctx.log.set({ error: describe(error) });
       response = errorResponse(apiError);
     }
@@ -258,6 +262,11 @@ async function generateResponse(
     headers: request.headers,
     signal: request.signal,
     warn: (message, error) => ctx.log.set({ warning: message, ...(error ? { warningCause: describe(error) } : {}) }),
+    onBudgetCrossing: (crossing) => {
+      // An audit event of its own (not part of the request line) and a metric that alarms.
+      options.logger.info('budget_threshold_crossed', { requestId: ctx.requestId, keyId: ctx.key?.keyId, ...crossing });
+      if (options.metrics) emitBudgetThresholdCrossed(options.metrics, crossing.percent);
+    },
   });
   ctx.log.set({ cache: started.cacheStatus });
   const headers: Record<string, string> = { [CACHE_STATUS_HEADER]: started.cacheStatus, ...rateLimitHeaders(started.rateLimits) };

@@ -6,6 +6,7 @@ import {
   type Admission,
   type AdmissionControl,
   type ApiKeyRecord,
+  type BudgetCrossing,
   type RateLimitStatus,
 } from './admission/index.js';
 import type { PlanConfig } from './config/index.js';
@@ -30,6 +31,8 @@ export interface AdmissionSetup {
   failOpen: boolean;
   /** Per-model caps on requests in flight across all keys, by public model id. */
   modelCaps: ReadonlyMap<string, number>;
+  /** Percents of a key's daily or monthly budget whose crossing is reported once, e.g. [50, 80, 100]. */
+  budgetAlertPercents?: readonly number[];
 }
 
 export interface CacheSetup {
@@ -47,6 +50,8 @@ export interface GenerationRequest {
   signal: AbortSignal;
   /** Where non-fatal trouble (a cache or store hiccup the request survives) is reported. */
   warn(message: string, error: unknown): void;
+  /** Told when this request's spend crossed a budget alert threshold for the first time. */
+  onBudgetCrossing?(crossing: BudgetCrossing): void;
 }
 
 export interface StartedGeneration {
@@ -113,6 +118,13 @@ export async function startGeneration(
         const cost = admitted
           ? await admission!.control.settle(admitted, { promptTokens: prepared.promptTokens, completionTokens })
           : 0;
+        if (admitted && limits && cost > 0 && admission!.budgetAlertPercents?.length) {
+          const crossings = await admission!.control.newBudgetCrossings(admitted, limits, admission!.budgetAlertPercents).catch((error) => {
+            request.warn('budget threshold check failed', error);
+            return [];
+          });
+          for (const crossing of crossings) request.onBudgetCrossing?.(crossing);
+        }
         const entry = await recording?.completed;
         if (entry && hash && decision) {
           const stored = await caching!.cache.put(hash, entry, decision.ttlSeconds);

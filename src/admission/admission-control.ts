@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { ConditionalCheckFailedException, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
-import { TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { itemKeys, type ItemKey, type Store } from '../store/index.js';
 import type { Limits } from './limits.js';
@@ -20,6 +20,7 @@ import { windowsAt, type Windows } from './windows.js';
  *   tok_d_<day>, tok_m_<month>   committed tokens, likewise
  *   spent_d_<day>, spent_m_<month>  micro-dollars actually spent
  *   h_<holdId>                   one in-flight request: what it reserved, and when it expires
+ *   alert<pct>_d_<day>, alert<pct>_m_<month>  set once when spend crosses pct % of a budget
  * A request reserves the most it can cost (prompt × input price + max_tokens × output price)
  * before generation; settling releases the hold and commits the actual cost (one transaction
  * with the usage roll-up). A request that dies without settling leaves its hold behind; once
@@ -105,6 +106,13 @@ export interface AdmissionOptions {
   /** Seconds after which a request that never settled stops holding its slot and reservation. */
   leaseSeconds: number;
   now?: () => number;
+}
+
+export interface BudgetCrossing {
+  period: 'day' | 'month';
+  percent: number;
+  spentMicros: number;
+  budgetMicros: number;
 }
 
 interface Hold {
@@ -261,6 +269,50 @@ export class AdmissionControl {
         if (codes.includes('TransactionConflict')) await new Promise((r) => setTimeout(r, 5 + Math.random() * 20 * (attempt + 1)));
       }
     }
+  }
+
+  /**
+   * The budget thresholds (percent of a daily or monthly budget) this key's spend has crossed and
+   * that nobody reported yet. Each crossing is claimed with a conditional write, so across all
+   * instances it is reported exactly once. Costs a read, and a write per new crossing.
+   */
+  async newBudgetCrossings(admission: Admission, limits: Limits, percents: readonly number[]): Promise<BudgetCrossing[]> {
+    const { day, month } = admission.windows;
+    const budgets = [
+      { period: 'day' as const, limit: limits.budgetMicrosPerDay, spent: `spent_d_${day}`, alert: (p: number) => `alert${p}_d_${day}` },
+      { period: 'month' as const, limit: limits.budgetMicrosPerMonth, spent: `spent_m_${month}`, alert: (p: number) => `alert${p}_m_${month}` },
+    ].filter((b): b is typeof b & { limit: number } => b.limit !== undefined && b.limit > 0);
+    if (budgets.length === 0 || percents.length === 0) return [];
+    const key = itemKeys.keyLimits(admission.keyId);
+    let item: Item;
+    try {
+      item = (await this.store.client.send(new GetCommand({ TableName: this.store.tableName, Key: key, ConsistentRead: true }))).Item ?? {};
+    } catch (error) {
+      throw unavailable(error);
+    }
+    const crossings: BudgetCrossing[] = [];
+    for (const budget of budgets) {
+      const spent = typeof item[budget.spent] === 'number' ? (item[budget.spent] as number) : 0;
+      for (const percent of percents) {
+        if (spent * 100 < percent * budget.limit || item[budget.alert(percent)] !== undefined) continue;
+        try {
+          await this.store.client.send(
+            new UpdateCommand({
+              TableName: this.store.tableName,
+              Key: key,
+              UpdateExpression: 'SET #alert = :at',
+              ConditionExpression: 'attribute_not_exists(#alert)',
+              ExpressionAttributeNames: { '#alert': budget.alert(percent) },
+              ExpressionAttributeValues: { ':at': new Date(this.now()).toISOString() },
+            }),
+          );
+          crossings.push({ period: budget.period, percent, spentMicros: spent, budgetMicros: budget.limit });
+        } catch (error) {
+          if (!(error instanceof ConditionalCheckFailedException)) throw unavailable(error);
+        }
+      }
+    }
+    return crossings;
   }
 
   private usageRollup(keyId: string, day: string, usage: { promptTokens: number; completionTokens: number }, cost: number) {
@@ -446,7 +498,7 @@ function rateLimitStatus(limits: Limits, item: Item, windows: Windows): RateLimi
   return status;
 }
 
-const WINDOWED = /^(rpm|tpm|rpmo|usd_d|usd_m|tok_d|tok_m|spent_d|spent_m)_(.+)$/;
+const WINDOWED = /^(rpm|tpm|rpmo|usd_d|usd_m|tok_d|tok_m|spent_d|spent_m|alert\d+_d|alert\d+_m)_(.+)$/;
 
 function staleAttributes(item: Item, windows: Windows): string[] {
   const current: Record<string, string> = {
@@ -462,7 +514,10 @@ function staleAttributes(item: Item, windows: Windows): string[] {
   };
   return Object.keys(item).filter((attribute) => {
     const match = WINDOWED.exec(attribute);
-    return match !== null && match[2] !== current[match[1]!];
+    if (match === null) return false;
+    // alert80_d → its window kind is that of spent_d.
+    const kind = match[1]!.replace(/^alert\d+_/, 'spent_');
+    return match[2] !== current[kind];
   });
 }
 

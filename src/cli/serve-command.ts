@@ -2,6 +2,8 @@ import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import { GATEWAY_SERVICE_NAME, METRIC_NAMESPACE } from '../../infra/metric-names.js';
 import { AdmissionControl, authenticateApiKey, createApiKey, listApiKeys } from '../admission/index.js';
 import { serveNode } from '../adapters/node-server.js';
 import { engineBackend } from '../backends/engine-backend.js';
@@ -30,6 +32,8 @@ export function serveCommand(): Command {
 
 export async function serve(config: AigwConfig): Promise<void> {
   const logger = new Logger({ serviceName: 'aigw', logLevel: config.monitoring.log_level.toUpperCase() as 'INFO' });
+  // Locally EMF lines go to stdout like in Lambda: the same lines CloudWatch would turn into metrics.
+  const metrics = config.monitoring.metrics === 'emf' ? new Metrics({ namespace: METRIC_NAMESPACE, serviceName: GATEWAY_SERVICE_NAME }) : undefined;
   const say = (line: string) => process.stderr.write(`${line}\n`);
 
   const local = await openLocalStore(config, { advertise: true });
@@ -64,6 +68,7 @@ export async function serve(config: AigwConfig): Promise<void> {
         plans: config.plans,
         failOpen: config.admission.fail_open,
         modelCaps: new Map([[config.model.name, config.model.max_concurrent_requests]]),
+        budgetAlertPercents: config.admission.budget_alert_percents,
       },
       cache: {
         cache: new ResponseCache(local.store, { maxEntryBytes: config.cache.max_entry_bytes }, {
@@ -72,6 +77,7 @@ export async function serve(config: AigwConfig): Promise<void> {
         config: { ttlSeconds: config.cache.ttl, shared: config.cache.shared, maxEntryBytes: config.cache.max_entry_bytes },
       },
       allowedOrigins: config.gateway.allowed_origins,
+      metrics,
     });
     const server = await serveNode(gateway, { host: config.gateway.host, port: config.gateway.port });
     cleanups.push(() => server.close());

@@ -32,12 +32,6 @@ const url = z
     error: 'expected an http(s) URL such as "http://127.0.0.1:8000", or "" (empty)',
   });
 
-const urlPath = z
-  .string({ error: 'expected a path starting with "/" or "" (off)' })
-  .refine((value) => value === '' || /^\/[^\s?#]*$/.test(value), {
-    error: 'expected a path starting with "/" such as "/metrics", or "" (off)',
-  });
-
 /** transformers.js dtype names, as found in Optimum file names (`model_q4.onnx`). */
 export const PRECISIONS = ['auto', 'fp32', 'fp16', 'q8', 'int8', 'uint8', 'q4', 'q4f16', 'bnb4'] as const;
 
@@ -64,7 +58,7 @@ const performanceSection = z.strictObject(
 const monitoringSection = z.strictObject(
   {
     log_level: oneOf(['debug', 'info', 'warn', 'error']).default('info'),
-    metrics_endpoint: urlPath.default(''),
+    metrics: oneOf(['emf', 'off']).default('emf'),
   },
   section('monitoring'),
 );
@@ -97,6 +91,9 @@ const admissionSection = z.strictObject(
   {
     lease_seconds: integer(5, 86_400).default(900),
     fail_open: flag().default(false),
+    budget_alert_percents: z
+      .array(integer(1, 1000), { error: 'expected a list of percents such as [50, 80, 100]' })
+      .default(() => [50, 80, 100]),
   },
   section('admission'),
 );

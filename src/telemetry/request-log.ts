@@ -1,4 +1,5 @@
 import type { GenerationInput } from '../backends/model-backend.js';
+import type { FinishedRequest } from './request-metrics.js';
 
 /** The part of a logger the gateway needs; Powertools' Logger is one. */
 export interface RequestLogger {
@@ -9,7 +10,7 @@ export interface RequestLogger {
  * Gathers the fields of one request's log line as the request moves through the pipeline and
  * writes them once, at the end. Prompt and completion text are kept only when logPrompts is on.
  */
-export function requestLog(logger: RequestLogger, logPrompts: boolean) {
+export function requestLog(logger: RequestLogger, logPrompts: boolean, onFinish?: (fields: FinishedRequest) => void) {
   const fields: Record<string, unknown> = {};
   let firstTokenAt: number | undefined;
   let written = false;
@@ -32,7 +33,9 @@ export function requestLog(logger: RequestLogger, logPrompts: boolean) {
       written = true;
       const latencyMs = round(performance.now() - started);
       const ttftMs = firstTokenAt === undefined ? undefined : round(firstTokenAt - started);
-      logger.info('request', { ...fields, status, latencyMs, ttftMs });
+      const line = { ...fields, status, latencyMs, ttftMs };
+      logger.info('request', line);
+      onFinish?.(line as FinishedRequest);
     },
   };
 }

@@ -1,5 +1,6 @@
 // Starts the real gateway for a test file: DynamoDB Local table, a real API key, the tiny demo
 // model in onnxruntime, the Node adapter on 127.0.0.1 and a free port; log lines are captured.
+import type { Metrics } from '@aws-lambda-powertools/metrics';
 import { AdmissionControl, authenticateApiKey, createApiKey, type CreateApiKeyInput } from '../../src/admission/index.js';
 import { serveNode } from '../../src/adapters/node-server.js';
 import { engineBackend } from '../../src/backends/engine-backend.js';
@@ -29,6 +30,8 @@ export interface TestGatewayOptions {
   /** A store to use instead of a fresh table (e.g. one whose endpoint is down). */
   store?: Store;
   failOpen?: boolean;
+  metrics?: Metrics;
+  budgetAlertPercents?: number[];
 }
 
 export interface TestGateway {
@@ -62,9 +65,11 @@ export async function startTestGateway(options: TestGatewayOptions = {}): Promis
       plans: options.plans ?? DEFAULT_PLANS,
       failOpen: options.failOpen ?? false,
       modelCaps: options.modelCaps ?? new Map(),
+      budgetAlertPercents: options.budgetAlertPercents,
     },
     cache: options.cache === false ? undefined : { cache: new ResponseCache(requestStore, {}), config: options.cache ?? { ttlSeconds: 3600, shared: false } },
     allowedOrigins: options.allowedOrigins ?? [],
+    metrics: options.metrics,
   });
   const server = await serveNode(gateway, { host: '127.0.0.1', port: 0 });
   return { url: server.url, apiKey, store, logs, createKey, close: () => server.close(1000) };

@@ -24,7 +24,7 @@ describe('defaults', () => {
     expect(parseConfig('', {})).toEqual({
       model: { name: 'aigw-tiny', format: 'auto', max_tokens: 256, path: '.aigw/models/aigw-tiny', max_concurrent_requests: 0 },
       performance: { batch_size: 4, precision: 'auto', threads: 0 },
-      monitoring: { log_level: 'info', metrics_endpoint: '' },
+      monitoring: { log_level: 'info', metrics: 'emf' },
       gateway: {
         host: '127.0.0.1',
         port: 8787,
@@ -33,7 +33,7 @@ describe('defaults', () => {
         log_prompts: false,
       },
       dynamodb: { endpoint: '', region: 'us-east-1', table: 'aigw', data_dir: '.aigw/dynamodb', timeout_ms: 1000 },
-      admission: { lease_seconds: 900, fail_open: false },
+      admission: { lease_seconds: 900, fail_open: false, budget_alert_percents: [50, 80, 100] },
       cache: { ttl: 3600, shared: false, max_entry_bytes: 350_000 },
       plans: { free: { requests_per_month: 1_000_000, requests_per_minute: 600, max_concurrent_requests: 8 } },
     });
@@ -149,7 +149,7 @@ describe('invalid values name the offending key', () => {
     ['unknown format', '[model]\nformat = "gguf"', 'model.format: expected one of "auto", "optimum", "genai"'],
     ['unknown precision', '[performance]\nprecision = "fp8"', 'performance.precision: expected one of "auto", "fp32"'],
     ['unknown log level', '[monitoring]\nlog_level = "trace"', 'monitoring.log_level: expected one of "debug", "info"'],
-    ['metrics path', '[monitoring]\nmetrics_endpoint = "metrics"', 'monitoring.metrics_endpoint: expected a path starting with "/"'],
+    ['metrics sink', '[monitoring]\nmetrics = "prometheus"', 'monitoring.metrics: expected one of "emf", "off"'],
     ['string for boolean', '[gateway]\nlog_prompts = "yes"', 'gateway.log_prompts: expected true or false'],
     ['empty model name', '[model]\nname = ""', 'model.name: expected a model name'],
     ['number for text', '[gateway]\nhost = 127', 'gateway.host: expected a host name or IP address'],
