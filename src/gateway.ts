@@ -61,9 +61,22 @@ export interface GatewayOptions {
   metrics?: Metrics;
 }
 
-export type Gateway = (request: Request) => Promise<Response>;
+/** What the runtime adapter offers a request besides the Request itself. */
+export interface GatewayContext {
+  /**
+   * Work that may finish after the response (usage roll-up, budget alerts, cache writes): the
+   * adapter keeps the process alive until it has (a Lambda handler awaits it before returning).
+   */
+  waitUntil(work: Promise<void>): void;
+}
+
+export type Gateway = (request: Request, context?: GatewayContext) => Promise<Response>;
+
+/** Without an adapter that tracks background work, it just runs; failures are already logged. */
+const DETACHED: GatewayContext = { waitUntil: (work) => void work.catch(() => undefined) };
 
 interface RequestContext {
+  runtime: GatewayContext;
   requestId: string;
   started: number;
   key?: ApiKeyRecord;
@@ -73,8 +86,9 @@ interface RequestContext {
 type Endpoint = 'chat' | 'completions' | 'generate';
 
 export function createGateway(options: GatewayOptions): Gateway {
-  return async (request) => {
+  return async (request, runtime = DETACHED) => {
     const ctx: RequestContext = {
+      runtime,
       requestId: `req_${randomBytes(12).toString('hex')}`,
       started: performance.now(),
       log: requestLog(options.logger, options.logPrompts, options.metrics && ((fields) => emitRequestMetrics(options.metrics!, fields))),
@@ -261,7 +275,8 @@ async function generateResponse(
     key: ctx.key,
     headers: request.headers,
     signal: request.signal,
-    warn: (message, error) => ctx.log.set({ warning: message, ...(error ? { warningCause: describe(error) } : {}) }),
+    warn: (message, error) => options.logger.info('warning', { requestId: ctx.requestId, warning: message, ...(error ? { cause: describe(error) } : {}) }),
+    waitUntil: (work) => ctx.runtime.waitUntil(work),
     onBudgetCrossing: (crossing) => {
       // An audit event of its own (not part of the request line) and a metric that alarms.
       options.logger.info('budget_threshold_crossed', { requestId: ctx.requestId, keyId: ctx.key?.keyId, ...crossing });

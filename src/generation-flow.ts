@@ -52,6 +52,8 @@ export interface GenerationRequest {
   warn(message: string, error: unknown): void;
   /** Told when this request's spend crossed a budget alert threshold for the first time. */
   onBudgetCrossing?(crossing: BudgetCrossing): void;
+  /** Work that may finish after the response (the adapter keeps the process alive until it has). */
+  waitUntil(work: Promise<void>): void;
 }
 
 export interface StartedGeneration {
@@ -115,26 +117,33 @@ export async function startGeneration(
     events: recording?.events ?? live,
     finish(completionTokens) {
       finished ??= (async () => {
-        const cost = admitted
+        const settled = admitted
           ? await admission!.control.settle(admitted, { promptTokens: prepared.promptTokens, completionTokens })
-          : 0;
-        if (admitted && limits && cost > 0 && admission!.budgetAlertPercents?.length) {
-          const crossings = await admission!.control.newBudgetCrossings(admitted, limits, admission!.budgetAlertPercents).catch((error) => {
-            request.warn('budget threshold check failed', error);
-            return [];
-          });
-          for (const crossing of crossings) request.onBudgetCrossing?.(crossing);
-        }
+          : undefined;
+        // Stored before the response ends, so a client repeating the request finds it.
         const entry = await recording?.completed;
         if (entry && hash && decision) {
           const stored = await caching!.cache.put(hash, entry, decision.ttlSeconds);
           if (stored === 'failed') request.warn('cache write failed', undefined);
         }
-        return cost;
+        // What the response need not wait for: the usage roll-up and budget alerts.
+        request.waitUntil(afterResponse(settled?.rollup, settled?.costMicros ?? 0));
+        return settled?.costMicros ?? 0;
       })();
       return finished;
     },
   };
+
+  async function afterResponse(rollup: Promise<void> | undefined, cost: number): Promise<void> {
+    await rollup?.catch((error) => request.warn('usage roll-up failed', error));
+    if (admitted && limits && cost > 0 && admission!.budgetAlertPercents?.length) {
+      const crossings = await admission!.control.newBudgetCrossings(admitted, limits, admission!.budgetAlertPercents).catch((error) => {
+        request.warn('budget threshold check failed', error);
+        return [];
+      });
+      for (const crossing of crossings) request.onBudgetCrossing?.(crossing);
+    }
+  }
 }
 
 /** Runs an admission call; when DynamoDB is down, fails open or closed as configured. */

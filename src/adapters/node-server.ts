@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { Gateway } from '../gateway.js';
+import type { Gateway, GatewayContext } from '../gateway.js';
 
 export interface NodeServer {
   url: string;
@@ -14,6 +14,14 @@ export interface NodeServer {
 /** Carries the gateway over node:http: IncomingMessage → Request, Response → ServerResponse. */
 export async function serveNode(gateway: Gateway, options: { host: string; port: number }): Promise<NodeServer> {
   const inFlight = new Set<AbortController>();
+  // Work requests left to finish after their responses (see GatewayContext.waitUntil).
+  const background = new Set<Promise<void>>();
+  const runtime = {
+    waitUntil(work: Promise<void>) {
+      const tracked = work.catch(() => undefined).finally(() => background.delete(tracked));
+      background.add(tracked);
+    },
+  };
   const server = createServer((req, res) => {
     const controller = new AbortController();
     inFlight.add(controller);
@@ -22,7 +30,7 @@ export async function serveNode(gateway: Gateway, options: { host: string; port:
       if (!res.writableFinished) controller.abort();
       inFlight.delete(controller);
     });
-    handle(gateway, req, res, controller.signal, options.host).catch(() => res.destroy());
+    handle(gateway, req, res, controller.signal, options.host, runtime).catch(() => res.destroy());
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -41,11 +49,19 @@ export async function serveNode(gateway: Gateway, options: { host: string; port:
       }, graceMs);
       await closed;
       clearTimeout(timer);
+      await Promise.all(background);
     },
   };
 }
 
-async function handle(gateway: Gateway, req: IncomingMessage, res: ServerResponse, signal: AbortSignal, host: string): Promise<void> {
+async function handle(
+  gateway: Gateway,
+  req: IncomingMessage,
+  res: ServerResponse,
+  signal: AbortSignal,
+  host: string,
+  runtime: GatewayContext,
+): Promise<void> {
   const hasBody = req.method !== 'GET' && req.method !== 'HEAD';
   const request = new Request(`http://${req.headers.host ?? host}${req.url ?? '/'}`, {
     method: req.method,
@@ -55,7 +71,7 @@ async function handle(gateway: Gateway, req: IncomingMessage, res: ServerRespons
     // Required by undici for a streamed request body.
     duplex: 'half',
   } as RequestInit);
-  const response = await gateway(request);
+  const response = await gateway(request, runtime);
   res.statusCode = response.status;
   response.headers.forEach((value, name) => res.setHeader(name, value));
   if (!response.body) {

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { ConditionalCheckFailedException, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
-import { GetCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { itemKeys, type ItemKey, type Store } from '../store/index.js';
 import type { Limits } from './limits.js';
@@ -22,8 +22,8 @@ import { windowsAt, type Windows } from './windows.js';
  *   h_<holdId>                   one in-flight request: what it reserved, and when it expires
  *   alert<pct>_d_<day>, alert<pct>_m_<month>  set once when spend crosses pct % of a budget
  * A request reserves the most it can cost (prompt × input price + max_tokens × output price)
- * before generation; settling releases the hold and commits the actual cost (one transaction
- * with the usage roll-up). A request that dies without settling leaves its hold behind; once
+ * before generation; settling releases the hold and commits the actual cost (one conditional
+ * write; the usage roll-up for reports follows off the response's path). A request that dies without settling leaves its hold behind; once
  * the hold expires (lease_seconds after admission), the next request that a limit would
  * refuse reclaims it first, so a dead request blocks a slot or budget for at most lease_seconds.
  */
@@ -177,6 +177,7 @@ export class AdmissionControl {
         windows,
       );
     } catch (error) {
+      // The key's slot was taken for nothing: give it back (with no spend).
       await this.release(admission, { promptTokens: 0, completionTokens: 0 }).catch(() => undefined);
       throw error;
     }
@@ -201,14 +202,21 @@ export class AdmissionControl {
   }
 
   /**
-   * Ends a request: frees its slot, turns its reservation into the actual cost, adds its
-   * completion tokens to the minute's token count and rolls usage up, in one transaction.
-   * Returns the cost in micro-dollars.
+   * Ends a request: frees its slot, turns its reservation into the actual cost and adds its
+   * completion tokens to the minute's token count, in one conditional write that completes before
+   * the response does (so a client's next request never finds its own slot still taken). The
+   * usage roll-up for reports is a second write that need not hold the response up: it comes
+   * back as `rollup` for the caller to await when convenient. Returns the cost in micro-dollars.
    */
-  async settle(admission: Admission, usage: { promptTokens: number; completionTokens: number }): Promise<number> {
+  async settle(
+    admission: Admission,
+    usage: { promptTokens: number; completionTokens: number },
+  ): Promise<{ costMicros: number; rollup: Promise<void> }> {
     const cost = costMicros(usage.promptTokens, usage.completionTokens, admission.price);
-    await this.release(admission, usage, cost);
-    return cost;
+    const releases: Promise<void>[] = [this.release(admission, usage, cost)];
+    if (admission.modelId) releases.push(this.releaseModelHold(admission));
+    await Promise.all(releases);
+    return { costMicros: cost, rollup: this.rollUpUsage(admission, usage, cost) };
   }
 
   private async release(admission: Admission, usage: { promptTokens: number; completionTokens: number }, cost = 0): Promise<void> {
@@ -242,33 +250,36 @@ export class AdmissionControl {
       [`tok_m_${windows.month}`]: tokens - admission.reservedTokens,
     };
     const remove = [`h_${admission.holdId}`, ...admission.staleAttributes.filter((a) => !own.has(a))];
-    const keyWithHold = {
-      Update: { ...updateInput(this.store, itemKeys.keyLimits(admission.keyId), withHold, remove), ConditionExpression: 'attribute_exists(#r0)' },
-    };
-    // If the hold expired and was reclaimed meanwhile, its slot and reservation are already
-    // released: only the spend is still to be counted.
-    const keySpendOnly = { Update: updateInput(this.store, itemKeys.keyLimits(admission.keyId), spend, []) };
-    const modelHold = admission.modelId
-      ? { Update: updateInput(this.store, itemKeys.modelLimits(admission.modelId), { conc: -1 }, [`h_${admission.holdId}`], 'attribute_exists(#r0)') }
-      : undefined;
-    const usageUpdate = cost > 0 || tokens > 0 ? { Update: this.usageRollup(admission.keyId, windows.day, usage, cost) } : undefined;
-
-    let keyItem: object = keyWithHold;
-    let modelItem = modelHold;
-    for (let attempt = 0; ; attempt++) {
-      const items = [keyItem, modelItem, usageUpdate].filter((item) => item !== undefined);
-      try {
-        await this.store.client.send(new TransactWriteCommand({ TransactItems: items as never }));
-        return;
-      } catch (error) {
-        if (!(error instanceof TransactionCanceledException) || attempt >= 8) throw unavailable(error);
-        const codes = (error.CancellationReasons ?? []).map((r) => r.Code);
-        if (codes[0] === 'ConditionalCheckFailed') keyItem = keySpendOnly;
-        if (modelItem && codes[1] === 'ConditionalCheckFailed') modelItem = undefined;
-        // A conflict with a concurrent write to the same item: back off briefly and go again.
-        if (codes.includes('TransactionConflict')) await new Promise((r) => setTimeout(r, 5 + Math.random() * 20 * (attempt + 1)));
-      }
+    const key = itemKeys.keyLimits(admission.keyId);
+    try {
+      await this.store.client.send(new UpdateCommand(updateInput(this.store, key, withHold, remove, 'attribute_exists(#r0)')));
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw unavailable(error);
+      // The hold expired and was reclaimed meanwhile: its slot and reservation are already
+      // released, so only the spend is still to be counted.
+      await this.store.client.send(new UpdateCommand(updateInput(this.store, key, spend, []))).catch((e) => {
+        throw unavailable(e);
+      });
     }
+  }
+
+  private async releaseModelHold(admission: Admission): Promise<void> {
+    const key = itemKeys.modelLimits(admission.modelId!);
+    try {
+      await this.store.client.send(new UpdateCommand(updateInput(this.store, key, { conc: -1 }, [`h_${admission.holdId}`], 'attribute_exists(#r0)')));
+    } catch (error) {
+      // Already reclaimed as expired: nothing left to release.
+      if (!(error instanceof ConditionalCheckFailedException)) throw unavailable(error);
+    }
+  }
+
+  /** Per key and UTC day: requests, tokens and cost, for usage reports. */
+  private async rollUpUsage(admission: Admission, usage: { promptTokens: number; completionTokens: number }, cost: number): Promise<void> {
+    const item = { pk: `USAGE#${admission.keyId}#${admission.windows.day}`, sk: 'USAGE' };
+    const counts = { requests: 1, promptTokens: usage.promptTokens, completionTokens: usage.completionTokens, costMicros: cost };
+    await this.store.client.send(new UpdateCommand(updateInput(this.store, item, counts, []))).catch((error) => {
+      throw unavailable(error);
+    });
   }
 
   /**
@@ -313,15 +324,6 @@ export class AdmissionControl {
       }
     }
     return crossings;
-  }
-
-  private usageRollup(keyId: string, day: string, usage: { promptTokens: number; completionTokens: number }, cost: number) {
-    return updateInput(
-      this.store,
-      { pk: `USAGE#${keyId}#${day}`, sk: 'USAGE' },
-      { requests: 1, promptTokens: usage.promptTokens, completionTokens: usage.completionTokens, costMicros: cost },
-      [],
-    );
   }
 
   /**

@@ -3,7 +3,7 @@
 import { Console } from 'node:console';
 import { Writable } from 'node:stream';
 import { Metrics } from '@aws-lambda-powertools/metrics';
-import { afterAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { GATEWAY_SERVICE_NAME, METRIC_NAMESPACE } from '../../infra/metric-names.js';
 import type { ModelBackend } from '../../src/backends/model-backend.js';
 import { startTestGateway, TEST_MODEL_ID, type TestGateway } from '../helpers/test-gateway.js';
@@ -33,7 +33,6 @@ const priced = (backend: ModelBackend): ModelBackend => ({
 });
 
 let gw: TestGateway;
-afterAll(async () => gw?.close());
 
 it('emits request metrics, rejections by reason, and each budget threshold crossing once', async () => {
   const { metrics, lines } = capturedMetrics();
@@ -57,6 +56,8 @@ it('emits request metrics, rejections by reason, and each budget threshold cross
   }
   expect(statuses).toContain(200);
   expect(statuses).toContain(429);
+  // Budget alerts are checked after the responses; closing the server waits for that work.
+  await gw.close();
 
   const named = (name: string) => lines.filter((l) => l._aws.CloudWatchMetrics[0]!.Metrics.some((m) => m.Name === name));
   const requests = named('Requests');

@@ -27,7 +27,10 @@ export interface VerifiedGateway {
   accepted(): number;
 }
 
-const AUTHORIZATION = /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([^/]+)\/([^/]+)\/aws4_request, ?SignedHeaders=([a-z0-9;-]+), ?Signature=([0-9a-f]{64})$/;
+const AUTHORIZATION = new RegExp(
+  '^AWS4-HMAC-SHA256 Credential=([^/]+)/(\\d{8})/([^/]+)/([^/]+)/aws4_request, ?' +
+    'SignedHeaders=([a-z0-9;-]+), ?Signature=([0-9a-f]{64})$',
+);
 
 /** Wraps a gateway so only requests signed with `credentials` reach it. */
 export function sigv4Verifier(inner: Gateway, options: SigV4VerifierOptions): VerifiedGateway {
@@ -51,11 +54,14 @@ export function sigv4Verifier(inner: Gateway, options: SigV4VerifierOptions): Ve
     const [, accessKeyId, scopeDate, region, service, signedHeaderList, signature] = match;
     const amzDate = request.headers.get('x-amz-date') ?? '';
     const signingDate = parseAmzDate(amzDate);
-    if (accessKeyId !== options.credentials.accessKeyId) return refuse('unknown key', 'The security token included in the request is invalid.');
+    if (accessKeyId !== options.credentials.accessKeyId) {
+      return refuse('unknown key', 'The security token included in the request is invalid.');
+    }
     if (region !== options.region || service !== options.service || !signingDate || scopeDate !== amzDate.slice(0, 8)) {
       return refuse('scope', 'Credential should be scoped to a valid region and service.');
     }
-    if (Math.abs(Date.now() - signingDate.getTime()) > (options.maxSkewMs ?? 15 * 60_000)) return refuse('expired', 'Signature expired.');
+    const skew = Math.abs(Date.now() - signingDate.getTime());
+    if (skew > (options.maxSkewMs ?? 15 * 60_000)) return refuse('expired', 'Signature expired.');
     const signedHeaders = signedHeaderList.split(';');
     for (const required of ['host', 'x-amz-date', 'x-amz-content-sha256']) {
       if (!signedHeaders.includes(required)) return refuse('unsigned header', `The ${required} header must be signed.`);

@@ -101,7 +101,7 @@ describe('exactness under concurrency', () => {
     const one = async (i: number) => {
       const admission = await control.admit(request(keyId, { budgetMicrosPerDay: budget }, { promptTokens: 100, maxTokens: 300, price: DOLLAR_PER_MILLION }));
       await new Promise((r) => setTimeout(r, Math.random() * 10));
-      return control.settle(admission, { promptTokens: 100, completionTokens: (i * 37) % 301 });
+      return (await control.settle(admission, { promptTokens: 100, completionTokens: (i * 37) % 301 })).costMicros;
     };
     let spent = 0;
     let refused = 0;
@@ -143,7 +143,7 @@ describe('dead requests and windows', () => {
     expect(item['usd_d_2026-11-27']).toBe(400); // the dead request's 400 were released
     expect(Object.keys(item).filter((k) => k.startsWith('h_'))).toEqual([`h_${admission.holdId}`]);
     // The live request settles normally.
-    expect(await control.settle(admission, { promptTokens: 100, completionTokens: 50 })).toBe(150);
+    expect((await control.settle(admission, { promptTokens: 100, completionTokens: 50 })).costMicros).toBe(150);
     expect((await limitsItem(keyId)).conc).toBe(0);
   });
 
@@ -224,6 +224,20 @@ describe('dead requests and windows', () => {
     expect(status.requests).toMatchObject({ limit: 2, remaining: 1 });
     await control.admitCached(keyId, limits);
     await expect(control.admitCached(keyId, limits)).rejects.toMatchObject({ reason: 'requests_per_minute' });
+  });
+});
+
+describe('usage roll-up', () => {
+  it('adds each settled request to its key and day', async () => {
+    const now = Date.UTC(2026, 10, 27, 10, 0, 0);
+    const control = new AdmissionControl(store, { leaseSeconds: 60, now: () => now });
+    const keyId = newKeyId();
+    for (const completionTokens of [5, 7]) {
+      const admission = await control.admit(request(keyId, {}, { promptTokens: 100, maxTokens: 10, price: DOLLAR_PER_MILLION }));
+      await (await control.settle(admission, { promptTokens: 100, completionTokens })).rollup;
+    }
+    const out = await store.client.send(new GetCommand({ TableName: store.tableName, Key: { pk: `USAGE#${keyId}#2026-11-27`, sk: 'USAGE' } }));
+    expect(out.Item).toMatchObject({ requests: 2, promptTokens: 200, completionTokens: 12, costMicros: 212 });
   });
 });
 

@@ -1,0 +1,120 @@
+// Carries the gateway over a Lambda function URL in RESPONSE_STREAM mode: a function-URL event
+// (payload format 2.0) → Request, Response → middy's streaming result, written chunk by chunk.
+import { Readable } from 'node:stream';
+import middy from '@middy/core';
+// @types/aws-lambda declares the runtime's `awslambda` global (streamifyResponse, HttpResponseStream):
+// importing its types here is what puts that one declaration in scope for adapters and tests.
+import type { LambdaFunctionURLEvent, StreamifyHandler } from 'aws-lambda';
+import type { Gateway } from '../gateway.js';
+
+export type { LambdaFunctionURLEvent, StreamifyHandler } from 'aws-lambda';
+
+/** What the runtime's HttpResponseStream.from() sends before the body: status, headers, cookies. */
+export interface StreamingPrelude {
+  statusCode: number;
+  headers: Record<string, string>;
+  cookies?: string[];
+}
+
+/** A middy streaming result: middy writes the prelude, then pipes `body` into the response stream. */
+export interface StreamingResult extends StreamingPrelude {
+  body: Readable;
+}
+
+/** The function-URL handler the Lambda runtime calls as `(event, responseStream, context)`. */
+export type StreamingLambdaHandler = StreamifyHandler<LambdaFunctionURLEvent, void>;
+
+/** A function-URL event as the Request the gateway takes; `signal` aborts it (client gone, deadline). */
+export function toRequest(event: LambdaFunctionURLEvent, signal?: AbortSignal): Request {
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(event.headers ?? {})) {
+    // Lambda has already joined repeated headers with commas, as HTTP allows.
+    if (value !== undefined) headers.set(name, value);
+  }
+  // Function URLs move the Cookie header into `cookies`, one entry per cookie.
+  if (event.cookies && event.cookies.length > 0) {
+    const existing = headers.get('cookie');
+    headers.set('cookie', [...(existing ? [existing] : []), ...event.cookies].join('; '));
+  }
+  const method = event.requestContext.http.method;
+  const host = event.headers?.host ?? event.requestContext.domainName;
+  const query = event.rawQueryString ? `?${event.rawQueryString}` : '';
+  const hasBody = method !== 'GET' && method !== 'HEAD' && event.body !== undefined;
+  return new Request(`https://${host}${event.rawPath}${query}`, {
+    method,
+    headers,
+    body: hasBody ? (event.isBase64Encoded ? Buffer.from(event.body!, 'base64') : event.body) : undefined,
+    signal,
+  });
+}
+
+/**
+ * The Response as middy's streaming result. Each body chunk becomes one write to the response
+ * stream as soon as the gateway produces it (SSE flows token by token). If the stream is torn
+ * down before the body ends (the client went away), `abort` is aborted, which stops generation.
+ */
+export function toStreamingResult(response: Response, abort: AbortController): StreamingResult {
+  const headers: Record<string, string> = {};
+  response.headers.forEach((value, name) => {
+    if (name !== 'set-cookie') headers[name] = value;
+  });
+  const cookies = response.headers.getSetCookie();
+  return {
+    statusCode: response.status,
+    headers,
+    ...(cookies.length > 0 ? { cookies } : {}),
+    body: bodyReadable(response.body, abort),
+  };
+}
+
+/** The middy-wrapped handler for a function URL with InvokeMode RESPONSE_STREAM. */
+export function streamingHandler(gateway: Gateway): StreamingLambdaHandler {
+  const handler = middy<LambdaFunctionURLEvent, StreamingResult>({ streamifyResponse: true }).handler(
+    async (event, _context, { signal: deadline }) => {
+      // middy aborts `deadline` just before the function's timeout: generation stops and settles.
+      const abort = new AbortController();
+      const response = await gateway(toRequest(event, AbortSignal.any([abort.signal, deadline])));
+      return toStreamingResult(response, abort);
+    },
+  );
+  // middy's typings describe the inner handler; at run time it is the streamified (event, stream, context) one.
+  return handler as unknown as StreamingLambdaHandler;
+}
+
+/**
+ * A pull-based Node stream over the web body: reads a chunk only when the response stream wants
+ * one, so nothing is buffered ahead of the client. Object mode lets an empty body still make one
+ * (empty) write: the runtime sends the prelude, and with it the status, on the first write only.
+ */
+function bodyReadable(body: ReadableStream<Uint8Array> | null, abort: AbortController): Readable {
+  const reader = body?.getReader();
+  let ended = false;
+  let wrote = false;
+  return new Readable({
+    objectMode: true,
+    highWaterMark: 0,
+    async read() {
+      try {
+        const next = reader ? await reader.read() : ({ done: true } as const);
+        if (next.done) {
+          ended = true;
+          if (!wrote) this.push(Buffer.alloc(0));
+          this.push(null);
+          return;
+        }
+        wrote = true;
+        this.push(Buffer.from(next.value.buffer, next.value.byteOffset, next.value.byteLength));
+      } catch (error) {
+        this.destroy(error as Error);
+      }
+    },
+    destroy(error, callback) {
+      if (!ended) {
+        // The default reason, an AbortError, is what the gateway reports as a closed request (499).
+        abort.abort();
+        reader?.cancel(error ?? undefined).catch(() => undefined);
+      }
+      callback(error);
+    },
+  });
+}
