@@ -59,10 +59,11 @@ describe('parseSse', () => {
   });
 
   it('gives the same events however the bytes are chunked (CRLF and UTF-8 split across chunks)', async () => {
-    const text = 'data: {"text":"海 🌊"}\r\n\r\nevent: x\ndata: é\r\rdata: [DONE]\n\n';
+    const text = 'data: {"text":"海 🌊"}\r\n\r\nevent: x\ndata: é\r\rdata: x\r\ndata: y\r\n\r\ndata: [DONE]\n\n';
     const bytes = encoder.encode(text);
     const whole = await parse(text);
-    expect(whole).toHaveLength(3);
+    expect(whole).toHaveLength(4);
+    expect(whole[2].data).toBe('x\ny');
     await fc.assert(
       fc.asyncProperty(fc.array(fc.nat(), { maxLength: 12 }), async (offsets) => {
         expect(await parse(cut(bytes, offsets))).toEqual(whole);
