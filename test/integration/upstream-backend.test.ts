@@ -9,7 +9,7 @@ import { ApiError } from '../../src/api/errors.js';
 import { engineBackend } from '../../src/backends/engine-backend.js';
 import type { GenerationInput, GenerationParams, ModelBackend } from '../../src/backends/model-backend.js';
 import { sigv4Signer } from '../../src/backends/sigv4-signer.js';
-import { upstreamBackend, type UpstreamBackendOptions } from '../../src/backends/upstream-backend.js';
+import { UpstreamConfigError, upstreamBackend, type UpstreamBackendOptions } from '../../src/backends/upstream-backend.js';
 import { generate, loadModel, unloadAllModels, type ChatMessage, type GenerationEvent, type LoadedModel } from '../../src/engine/index.js';
 import { createGateway, type Gateway } from '../../src/gateway.js';
 import { sigv4Verifier, type VerifiedGateway } from '../helpers/sigv4-verifier.js';
@@ -38,6 +38,7 @@ interface Hold {
 
 let model: LoadedModel;
 let engine: ModelBackend;
+let modelFunction: Gateway;
 let verifier: VerifiedGateway;
 let upstream: NodeServer;
 let upstreamLogs: LogLine[];
@@ -50,7 +51,7 @@ beforeAll(async () => {
   engine = engineBackend(model, MODEL_ID, { batchSize: 4 });
   upstreamLogs = [];
   logWaiters = [];
-  const modelFunction = createGateway({
+  modelFunction = createGateway({
     backends: new Map([[MODEL_ID, holdable(engine)]]),
     defaultModel: MODEL_ID,
     logger: {
@@ -369,6 +370,35 @@ describe('signing', () => {
     // SHA-256 of `{}`.
     expect(headers['x-amz-content-sha256']).toBe('44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a');
     await expect(signer({ ...request, url: 'http://127.0.0.1:9/v1/completions' })).rejects.toThrow(/no signing region/);
+  });
+});
+
+describe('a plain OpenAI-compatible upstream', () => {
+  it('sends the bearer key instead of a signature; a refused key is the gateway’s 502', async () => {
+    // An upstream that checks a bearer key as OpenAI does, in front of the same core.
+    const refusal = {
+      error: { message: 'Incorrect API key provided.', type: 'invalid_request_error', param: null, code: 'invalid_api_key' },
+    };
+    const keyed = await serveNode(
+      async (request) =>
+        request.headers.get('authorization') === 'Bearer sk-upstream' ? modelFunction(request) : Response.json(refusal, { status: 401 }),
+      { host: '127.0.0.1', port: 0 },
+    );
+    try {
+      const reference = await direct(chatInput, 8);
+      const plain = (apiKey: string) => upstreamBackend(backendOptions({ baseUrl: `${keyed.url}/`, signer: undefined, apiKey }));
+      const { events } = await runBackend(plain('sk-upstream'), chatInput, { maxTokens: 8, temperature: 0 });
+      expect(events.map((e) => e.text).join('')).toBe(reference.text);
+      const refused = await rejection(runBackend(plain('sk-wrong'), chatInput, { maxTokens: 8 }));
+      expect(refused).toMatchObject({ status: 502, code: 'upstream_error' });
+      expect(refused.message).toContain('401');
+    } finally {
+      await keyed.close(0);
+    }
+  });
+
+  it('refuses to be built with both a signer and a bearer key', () => {
+    expect(() => upstreamBackend(backendOptions({ apiKey: 'sk-upstream' }))).toThrow(UpstreamConfigError);
   });
 });
 
