@@ -3,13 +3,19 @@
 // backend is the upstream backend, signing with known credentials.
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
+import fc from 'fast-check';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { serveNode, type NodeServer } from '../../src/adapters/node-server.js';
 import { ApiError } from '../../src/api/errors.js';
 import { engineBackend } from '../../src/backends/engine-backend.js';
 import type { GenerationInput, GenerationParams, ModelBackend } from '../../src/backends/model-backend.js';
 import { sigv4Signer } from '../../src/backends/sigv4-signer.js';
-import { UpstreamConfigError, upstreamBackend, type UpstreamBackendOptions } from '../../src/backends/upstream-backend.js';
+import {
+  UpstreamConfigError,
+  promptTokenBound,
+  upstreamBackend,
+  type UpstreamBackendOptions,
+} from '../../src/backends/upstream-backend.js';
 import { generate, loadModel, unloadAllModels, type ChatMessage, type GenerationEvent, type LoadedModel } from '../../src/engine/index.js';
 import { createGateway, type Gateway } from '../../src/gateway.js';
 import { sigv4Verifier, type VerifiedGateway } from '../helpers/sigv4-verifier.js';
@@ -443,6 +449,20 @@ describe('token counts', () => {
     expect(finish).toEqual({ type: 'finish', finishReason: reference.finishReason, text: '', usage: reference.usage });
     expect(events.slice(0, -1).every((e) => e.type === 'token' && e.tokenId === -1 && e.text.length > 0)).toBe(true);
     expect(events.map((e) => e.text).join('')).toBe(reference.text);
+  });
+
+  it('bounds any prompt from above, against the real tokenizer and chat template', () => {
+    const message = fc.record({
+      role: fc.constantFrom<ChatMessage['role']>('system', 'user', 'assistant'),
+      content: fc.string({ unit: 'binary', maxLength: 200 }),
+    });
+    fc.assert(
+      fc.property(fc.array(message, { minLength: 1, maxLength: 6 }), fc.string({ unit: 'binary', maxLength: 300 }), (messages, prompt) => {
+        expect(promptTokenBound({ kind: 'chat', messages })).toBeGreaterThanOrEqual(model.encodeChat(messages).length);
+        expect(promptTokenBound({ kind: 'text', prompt })).toBeGreaterThanOrEqual(model.encodeText(prompt).length);
+      }),
+      { numRuns: 300 },
+    );
   });
 
   it('reports the real usage in the front gateway’s final chunk, not the bound', async () => {
