@@ -295,8 +295,30 @@ async function generateResponse(
     const { text, finishReason, usage, costMicros } = await collect(started, ctx);
     return Response.json(completeBody(shape, text, finishReason, usage), { headers: { ...headers, 'x-aigw-cost-usd': formatUsd(costMicros) } });
   }
-  const events = streamEvents(shape, started, request.signal, req.includeUsage, ctx);
+  // Wait for the first event before answering 200: a failure before any token (an upstream's
+  // 400, a model that cannot run) then gets its real status instead of an error event.
+  const pending = started.events[Symbol.asyncIterator]();
+  let first: IteratorResult<GenerationEvent>;
+  try {
+    first = await pending.next();
+  } catch (error) {
+    await started.finish({ completionTokens: 0 }).catch(() => undefined);
+    throw error;
+  }
+  const events = streamEvents(shape, { ...started, events: resumed(first, pending) }, request.signal, req.includeUsage, ctx);
   return new Response(sseResponseBody(events), { status: 200, headers: { ...SSE_HEADERS, ...headers } });
+}
+
+/** The events of an iterator whose first result was already taken. */
+async function* resumed(first: IteratorResult<GenerationEvent>, rest: AsyncIterator<GenerationEvent>): AsyncGenerator<GenerationEvent> {
+  if (first.done) return;
+  try {
+    yield first.value;
+    for (let next = await rest.next(); !next.done; next = await rest.next()) yield next.value;
+  } finally {
+    // Ending early (client gone) must reach the source, so generation stops.
+    await rest.return?.();
+  }
 }
 
 interface ResponseShape {
@@ -306,27 +328,30 @@ interface ResponseShape {
   model: string;
 }
 
-/** A whole (non-streamed) answer; the generation is settled whatever happens. */
+/**
+ * A whole (non-streamed) answer. The generation is settled whatever happens, and only once the
+ * backend's events have ended: a concurrency slot is never free while the backend still runs.
+ */
 async function collect(started: StartedGeneration, ctx: RequestContext) {
   let text = '';
   let completionTokens = 0;
+  let finish: Extract<GenerationEvent, { type: 'finish' }> | undefined;
   try {
     for await (const event of started.events) {
       ctx.log.token();
       text += event.text;
       if (event.type === 'token') completionTokens++;
-      if (event.type === 'finish') {
-        const costMicros = await started.finish(event.usage.completionTokens);
-        ctx.log.set({ completionTokens: event.usage.completionTokens, finishReason: event.finishReason, costMicros });
-        ctx.log.setCompletion(text);
-        return { text, finishReason: event.finishReason, usage: event.usage, costMicros };
-      }
+      else finish = event;
     }
-    throw new ApiError(500, 'generation ended without a finish event');
   } finally {
     // After a failure or an abort: release the admission and charge what was generated.
-    await started.finish(completionTokens).catch((error) => ctx.log.set({ warning: `settling failed: ${describe(error)}` }));
+    if (!finish) await started.finish({ completionTokens }).catch((error) => ctx.log.set({ warning: `settling failed: ${describe(error)}` }));
   }
+  if (!finish) throw new ApiError(500, 'generation ended without a finish event');
+  const costMicros = await started.finish(finish.usage);
+  ctx.log.set({ completionTokens: finish.usage.completionTokens, finishReason: finish.finishReason, costMicros });
+  ctx.log.setCompletion(text);
+  return { text, finishReason: finish.finishReason, usage: finish.usage, costMicros };
 }
 
 function completeBody(shape: ResponseShape, text: string, finishReason: FinishReason, usage: Usage): object {
@@ -363,17 +388,20 @@ async function* streamEvents(
   let completionTokens = 0;
   try {
     if (shape.endpoint === 'chat') yield chunk({ role: 'assistant', content: '' });
+    let finish: Extract<GenerationEvent, { type: 'finish' }> | undefined;
     for await (const event of started.events) {
       ctx.log.token();
       completion += event.text;
       if (event.type === 'token') completionTokens++;
+      else finish = event;
       if (event.text) yield chunk({ content: event.text });
-      if (event.type === 'finish') {
-        const costMicros = await started.finish(event.usage.completionTokens);
-        ctx.log.set({ completionTokens: event.usage.completionTokens, finishReason: event.finishReason, costMicros });
-        yield chunk({}, event.finishReason);
-        if (includeUsage) yield usageChunk(shape, event.usage, costMicros);
-      }
+    }
+    if (finish) {
+      // Settled once the backend's events have ended, before the last chunks: they carry the cost.
+      const costMicros = await started.finish(finish.usage);
+      ctx.log.set({ completionTokens: finish.usage.completionTokens, finishReason: finish.finishReason, costMicros });
+      yield chunk({}, finish.finishReason);
+      if (includeUsage) yield usageChunk(shape, finish.usage, costMicros);
     }
   } catch (error) {
     status = signal.aborted ? 499 : toApiError(error).status;
@@ -382,7 +410,7 @@ async function* streamEvents(
   } finally {
     // Also runs when the client disconnects and the stream is cancelled mid-way.
     if (signal.aborted) status = 499;
-    await started.finish(completionTokens).catch((error) => ctx.log.set({ warning: `settling failed: ${describe(error)}` }));
+    await started.finish({ completionTokens }).catch((error) => ctx.log.set({ warning: `settling failed: ${describe(error)}` }));
     ctx.log.setCompletion(completion);
     ctx.log.finish(status, ctx.started);
   }

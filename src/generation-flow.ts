@@ -61,11 +61,13 @@ export interface StartedGeneration {
   rateLimits: RateLimitStatus;
   events: AsyncIterable<GenerationEvent>;
   /**
-   * Call once the generation is over (finished, aborted or failed) with the completion tokens it
-   * produced: settles the admission and stores a complete result in the cache. Returns the cost in
-   * micro-dollars. Safe to call more than once; only the first call counts.
+   * Call once the generation is over (finished, aborted or failed) with the tokens it used: the
+   * backend's own count from the finish event when there is one (a model behind an upstream
+   * reports its real prompt tokens there; `prepare` only had an upper bound), else the completion
+   * tokens seen so far. Settles the admission and stores a complete result in the cache. Returns
+   * the cost in micro-dollars. Safe to call more than once; only the first call counts.
    */
-  finish(completionTokens: number): Promise<number>;
+  finish(usage: { promptTokens?: number; completionTokens: number }): Promise<number>;
 }
 
 export async function startGeneration(
@@ -115,11 +117,10 @@ export async function startGeneration(
     cacheStatus: decision ? cacheStatus(decision, false) : 'BYPASS',
     rateLimits: admitted?.rateLimits ?? {},
     events: recording?.events ?? live,
-    finish(completionTokens) {
+    finish(usage) {
       finished ??= (async () => {
-        const settled = admitted
-          ? await admission!.control.settle(admitted, { promptTokens: prepared.promptTokens, completionTokens })
-          : undefined;
+        const promptTokens = usage.promptTokens ?? prepared.promptTokens;
+        const settled = admitted ? await admission!.control.settle(admitted, { promptTokens, completionTokens: usage.completionTokens }) : undefined;
         // Stored before the response ends, so a client repeating the request finds it.
         const entry = await recording?.completed;
         if (entry && hash && decision) {

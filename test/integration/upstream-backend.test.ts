@@ -352,9 +352,10 @@ describe('signing', () => {
     const whole = await post(gateway, '/v1/chat/completions', chatRequest({ max_tokens: 4 }));
     expect(whole.status).toBe(502);
     expect((await json(whole)).error).toMatchObject({ type: 'server_error', code: 'upstream_error' });
-    const streamed = await readStream(await post(gateway, '/v1/chat/completions', chatRequest({ max_tokens: 4, stream: true })));
-    expect(streamed.error).toMatchObject({ type: 'server_error', code: 'upstream_error' });
-    expect(streamed.text).toBe('');
+    // Streamed, the gateway waits for the first event before answering, so the status is real too.
+    const streamed = await post(gateway, '/v1/chat/completions', chatRequest({ max_tokens: 4, stream: true }));
+    expect(streamed.status).toBe(502);
+    expect((await json(streamed)).error).toMatchObject({ type: 'server_error', code: 'upstream_error' });
   });
 
   it('takes the region from a Lambda function URL and refuses to guess one otherwise', async () => {
@@ -513,9 +514,10 @@ describe('upstream errors', () => {
     expect(textError).toMatchObject({ type: 'invalid_request_error', code: 'context_length_exceeded', param: 'prompt' });
     expect(textError.message).toContain(`maximum context length is ${model.manifest.contextLength} tokens`);
 
-    // A streamed request has its 200 on the way before the upstream answers: the error is the stream's one event.
-    const streamed = await readStream(await post(gateway, '/v1/chat/completions', { ...hugeChat, stream: true }));
-    expect(streamed.error).toMatchObject({ code: 'context_length_exceeded', param: 'messages' });
+    // Streamed too: the gateway answers only once the first event (here, the error) is known.
+    const streamed = await post(gateway, '/v1/chat/completions', { ...hugeChat, stream: true });
+    expect(streamed.status).toBe(400);
+    expect((await json(streamed)).error).toMatchObject({ code: 'context_length_exceeded', param: 'messages' });
   });
 
   it('passes a parameter the upstream refuses through as the upstream named it', async () => {
