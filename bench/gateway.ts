@@ -16,6 +16,7 @@ import { presetShape } from '../tools/model-builder/presets.js';
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const MODEL_DIR = path.join(ROOT, 'bench', 'models', 'tiny-optimum-int4');
 const DURATION_SECONDS = 10;
+const WARMUP_SECONDS = 8;
 const CONCURRENCY = [1, 16, 64];
 
 interface Server {
@@ -45,12 +46,12 @@ interface Measurement {
   errors: number;
 }
 
-async function load(server: Server, connections: number, body: object, headers: Record<string, string> = {}): Promise<Measurement> {
+async function load(server: Server, connections: number, body: object, headers: Record<string, string> = {}, duration = DURATION_SECONDS): Promise<Measurement> {
   const result = await autocannon({
     url: `${server.url}/v1/chat/completions`,
     method: 'POST',
     connections,
-    duration: DURATION_SECONDS,
+    duration,
     headers: { 'content-type': 'application/json', ...(server.apiKey ? { authorization: `Bearer ${server.apiKey}` } : {}), ...headers },
     body: JSON.stringify(body),
   });
@@ -76,6 +77,10 @@ async function main(): Promise<void> {
   try {
     // One generated token per request keeps the engine's share small, so the gateway's own cost shows.
     const generation = { model: 'aigw-tiny', messages: [{ role: 'user', content: 'Hello there' }], max_tokens: 1, temperature: 0.7 };
+    // Warm-up: DynamoDB Local's JVM and V8 both compile hot paths during the first seconds of load.
+    console.error('warming up ...');
+    await load(direct, 4, generation, {}, WARMUP_SECONDS);
+    await load(admission, 4, generation, { 'x-aigw-skip-cache': 'true' }, WARMUP_SECONDS);
     const rows: { concurrency: number; direct: Measurement; admission: Measurement }[] = [];
     for (const connections of CONCURRENCY) {
       console.error(`concurrency ${connections}: direct, then with admission ...`);
@@ -112,7 +117,7 @@ async function main(): Promise<void> {
       '|---|---:|---:|---:|---:|',
       `| served from DynamoDB Local | ${f(hits.p50Ms)} | ${f(hits.p99Ms)} | ${f(hits.requestsPerSecond)} | ${hits.errors} |`,
       '',
-      `${DURATION_SECONDS} s per run with autocannon; the tiny demo model, 1 generated token per request; DynamoDB Local (Java) on the same 2-core machine.`,
+      `${DURATION_SECONDS} s per run with autocannon after an ${WARMUP_SECONDS} s warm-up of each server; the tiny demo model, 1 generated token per request; DynamoDB Local (Java) on the same 2-core machine.`,
     ];
     console.log(lines.join('\n'));
   } finally {
