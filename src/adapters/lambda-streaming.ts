@@ -4,10 +4,10 @@ import { Readable } from 'node:stream';
 import middy from '@middy/core';
 // @types/aws-lambda declares the runtime's `awslambda` global (streamifyResponse, HttpResponseStream):
 // importing its types here is what puts that one declaration in scope for adapters and tests.
-import type { LambdaFunctionURLEvent, StreamifyHandler } from 'aws-lambda';
-import type { Gateway } from '../gateway.js';
+import type { Context, LambdaFunctionURLEvent, StreamifyHandler } from 'aws-lambda';
+import type { Gateway, GatewayContext } from '../gateway.js';
 
-export type { LambdaFunctionURLEvent, StreamifyHandler } from 'aws-lambda';
+export type { LambdaFunctionURLEvent } from 'aws-lambda';
 
 /** What the runtime's HttpResponseStream.from() sends before the body: status, headers, cookies. */
 export interface StreamingPrelude {
@@ -23,6 +23,30 @@ export interface StreamingResult extends StreamingPrelude {
 
 /** The function-URL handler the Lambda runtime calls as `(event, responseStream, context)`. */
 export type StreamingLambdaHandler = StreamifyHandler<LambdaFunctionURLEvent, void>;
+
+/**
+ * One invocation's lifetime: `abort` stops the request (the client went away), and work the
+ * gateway hands to waitUntil is awaited before the handler returns, since Lambda freezes the
+ * process as soon as it has.
+ */
+export class Invocation implements GatewayContext {
+  readonly abort = new AbortController();
+  private readonly pending = new Set<Promise<void>>();
+
+  waitUntil(work: Promise<unknown>): void {
+    const tracked: Promise<void> = work.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.pending.add(tracked);
+    void tracked.finally(() => this.pending.delete(tracked));
+  }
+
+  /** Resolves once all work has finished, including work added while waiting. */
+  async drain(): Promise<void> {
+    while (this.pending.size > 0) await Promise.all(this.pending);
+  }
+}
 
 /** A function-URL event as the Request the gateway takes; `signal` aborts it (client gone, deadline). */
 export function toRequest(event: LambdaFunctionURLEvent, signal?: AbortSignal): Request {
@@ -51,9 +75,9 @@ export function toRequest(event: LambdaFunctionURLEvent, signal?: AbortSignal): 
 /**
  * The Response as middy's streaming result. Each body chunk becomes one write to the response
  * stream as soon as the gateway produces it (SSE flows token by token). If the stream is torn
- * down before the body ends (the client went away), `abort` is aborted, which stops generation.
+ * down before the body ends (the client went away), the invocation is aborted, which stops generation.
  */
-export function toStreamingResult(response: Response, abort: AbortController): StreamingResult {
+export function toStreamingResult(response: Response, invocation: Invocation): StreamingResult {
   const headers: Record<string, string> = {};
   response.headers.forEach((value, name) => {
     if (name !== 'set-cookie') headers[name] = value;
@@ -63,22 +87,32 @@ export function toStreamingResult(response: Response, abort: AbortController): S
     statusCode: response.status,
     headers,
     ...(cookies.length > 0 ? { cookies } : {}),
-    body: bodyReadable(response.body, abort),
+    body: bodyReadable(response.body, invocation),
   };
 }
 
 /** The middy-wrapped handler for a function URL with InvokeMode RESPONSE_STREAM. */
 export function streamingHandler(gateway: Gateway): StreamingLambdaHandler {
-  const handler = middy<LambdaFunctionURLEvent, StreamingResult>({ streamifyResponse: true }).handler(
-    async (event, _context, { signal: deadline }) => {
+  const invocations = new WeakMap<Context, Invocation>();
+  const streamed = middy<LambdaFunctionURLEvent, StreamingResult>({ streamifyResponse: true }).handler(
+    async (event, context, { signal: deadline }) => {
+      const invocation = invocations.get(context) ?? new Invocation();
       // middy aborts `deadline` just before the function's timeout: generation stops and settles.
-      const abort = new AbortController();
-      const response = await gateway(toRequest(event, AbortSignal.any([abort.signal, deadline])));
-      return toStreamingResult(response, abort);
+      const signal = AbortSignal.any([invocation.abort.signal, deadline]);
+      const response = await gateway(toRequest(event, signal), invocation);
+      return toStreamingResult(response, invocation);
     },
-  );
-  // middy's typings describe the inner handler; at run time it is the streamified (event, stream, context) one.
-  return handler as unknown as StreamingLambdaHandler;
+  ) as unknown as StreamingLambdaHandler;
+  // middy writes and ends the stream; the invocation may only end once the gateway's work has too.
+  return awslambda.streamifyResponse(async (event, responseStream, context) => {
+    const invocation = new Invocation();
+    invocations.set(context, invocation);
+    try {
+      await streamed(event, responseStream, context);
+    } finally {
+      await invocation.drain();
+    }
+  });
 }
 
 /**
@@ -86,7 +120,7 @@ export function streamingHandler(gateway: Gateway): StreamingLambdaHandler {
  * one, so nothing is buffered ahead of the client. Object mode lets an empty body still make one
  * (empty) write: the runtime sends the prelude, and with it the status, on the first write only.
  */
-function bodyReadable(body: ReadableStream<Uint8Array> | null, abort: AbortController): Readable {
+function bodyReadable(body: ReadableStream<Uint8Array> | null, invocation: Invocation): Readable {
   const reader = body?.getReader();
   let ended = false;
   let wrote = false;
@@ -111,8 +145,9 @@ function bodyReadable(body: ReadableStream<Uint8Array> | null, abort: AbortContr
     destroy(error, callback) {
       if (!ended) {
         // The default reason, an AbortError, is what the gateway reports as a closed request (499).
-        abort.abort();
-        reader?.cancel(error ?? undefined).catch(() => undefined);
+        invocation.abort.abort();
+        // Cancelling runs the gateway's clean-up (settling, the log line): the invocation waits for it.
+        if (reader) invocation.waitUntil(reader.cancel(error ?? undefined));
       }
       callback(error);
     },

@@ -156,20 +156,21 @@ describe('a client that disconnects mid-stream', () => {
   it('aborts the request signal and stops generation', async () => {
     const before = runs.length;
     const result = await invokeStreaming(handler, functionUrlEvent('chat-completion-stream-long', { API_KEY: apiKey }), {
-      // Gone after the first event (the assistant role), before any token was sent.
+      // Gone after the assistant role and the first token: generation is under way.
       onBodyWrite: (_chunk, index, stream) => {
-        if (index === 0) stream.disconnect();
+        if (index === 1) stream.disconnect();
       },
     });
     expect(result.error).toBeInstanceOf(Error);
-    expect(result.bodyWrites.length).toBe(1);
+    expect(result.bodyWrites.length).toBe(2);
     const run = runs[before]!;
     await run.ended;
     expect(run.signal.aborted).toBe(true);
     // max_tokens is 200: generation stopped within a step or two of the disconnect.
     expect(run.events).toBeLessThan(200);
-    const finished = logs.filter((line) => line.status === 499);
-    expect(finished.length).toBeGreaterThan(0);
+    // The handler returned only after the gateway's clean-up: the request is logged as closed.
+    const requestId = result.prelude?.headers['x-request-id'];
+    expect(logs.find((line) => line.requestId === requestId && line.message === 'request')).toMatchObject({ status: 499 });
   });
 });
 
@@ -213,6 +214,18 @@ describe('the event → Request translation', () => {
       acceptLanguage: 'en-GB,en;q=0.8',
       body: 'plain text body: ok',
     });
+  });
+
+  it('returns only after the work the gateway handed to waitUntil has finished', async () => {
+    let done = false;
+    const later: Gateway = async (_request, runtime) => {
+      runtime?.waitUntil(new Promise<void>((resolve) => setTimeout(resolve, 20)).then(() => void (done = true)));
+      return new Response('ok');
+    };
+    const result = await invokeStreaming(streamingHandler(later), functionUrlEvent('cors-preflight'));
+    expect(result.prelude?.statusCode).toBe(200);
+    expect(textOf(result.body)).toBe('ok');
+    expect(done).toBe(true);
   });
 
   it('decodes a base64 body to the exact bytes and uses the domain name when there is no Host header', async () => {
