@@ -1,0 +1,83 @@
+// Lambda entry point of the regional gateway (function URL, RESPONSE_STREAM, behind CloudFront):
+// built once per container from the stack's environment, the same core as `aigw serve`.
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { GATEWAY_ENV } from '../infra/function-env.js';
+import { GATEWAY_SERVICE_NAME, METRIC_NAMESPACE } from '../infra/metric-names.js';
+import { readGatewayConfig, readModelFunctions } from '../src/adapters/gateway-function-config.js';
+import { streamingHandler } from '../src/adapters/lambda-streaming.js';
+import { withOriginSecret } from '../src/adapters/origin-guard.js';
+import { originSecretSource } from '../src/adapters/origin-secret-source.js';
+import { AdmissionControl, authenticateApiKey } from '../src/admission/index.js';
+import { sigv4Signer } from '../src/backends/sigv4-signer.js';
+import { upstreamBackend } from '../src/backends/upstream-backend.js';
+import { ResponseCache } from '../src/cache/index.js';
+import { createGateway } from '../src/gateway.js';
+import { createDynamoDbClient, type Store } from '../src/store/index.js';
+
+function required(name: string): string {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set: the gateway's stack sets it`);
+  return value;
+}
+
+const region = required('AWS_REGION');
+const config = readGatewayConfig();
+const serviceName = process.env.POWERTOOLS_SERVICE_NAME ?? GATEWAY_SERVICE_NAME;
+const logger = new Logger({ serviceName, logLevel: config.monitoring.log_level.toUpperCase() as 'INFO' });
+const metrics = config.monitoring.metrics === 'emf' ? new Metrics({ namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? METRIC_NAMESPACE, serviceName }) : undefined;
+const store: Store = {
+  client: createDynamoDbClient({ region, requestTimeoutMs: config.dynamodb.timeout_ms }),
+  tableName: required(GATEWAY_ENV.tableName),
+};
+
+// Model functions sit behind AWS_IAM function URLs: every call is SigV4-signed with the function's role.
+const signer = sigv4Signer({ region, service: 'lambda' });
+const modelFunctions = readModelFunctions();
+const backends = new Map(
+  modelFunctions.map((fn) => [
+    fn.name,
+    upstreamBackend({
+      id: fn.name,
+      version: `${fn.name}@${fn.version}`,
+      baseUrl: fn.url,
+      price: fn.price,
+      contextLength: fn.contextLength,
+      defaultMaxTokens: fn.maxTokens,
+      signer,
+    }),
+  ]),
+);
+
+const gateway = createGateway({
+  backends,
+  defaultModel: modelFunctions[0]?.name ?? '',
+  authenticate: (presented) => authenticateApiKey(store, presented),
+  logger,
+  metrics,
+  maxRequestBytes: config.gateway.max_request_bytes,
+  logPrompts: config.gateway.log_prompts,
+  admission: {
+    control: new AdmissionControl(store, { leaseSeconds: config.admission.lease_seconds }),
+    plans: config.plans,
+    failOpen: config.admission.fail_open,
+    // Each model function's reserved concurrency is its hard cap; no second cap here.
+    modelCaps: new Map(),
+    budgetAlertPercents: config.admission.budget_alert_percents,
+  },
+  cache: {
+    cache: new ResponseCache(store, { maxEntryBytes: config.cache.max_entry_bytes }, {
+      onError: (op, error) => logger.warn(`cache ${op} failed`, { error: String(error) }),
+    }),
+    config: { ttlSeconds: config.cache.ttl, shared: config.cache.shared, maxEntryBytes: config.cache.max_entry_bytes },
+  },
+  allowedOrigins: config.gateway.allowed_origins,
+});
+
+const originSecrets = originSecretSource({
+  client: new SecretsManagerClient({ region, maxAttempts: 2 }),
+  secretId: required(GATEWAY_ENV.originSecretId),
+});
+
+export const handler = streamingHandler(withOriginSecret(gateway, originSecrets, logger));
