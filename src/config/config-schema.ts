@@ -173,6 +173,8 @@ export const configSchema = z.strictObject({
   admission: admissionSection.prefault({}),
   cache: cacheSection.prefault({}),
   plans: plansSection.prefault({}),
+  // `cdk deploy` reads [deploy] (infra/deploy-config.ts validates it); the gateway ignores it.
+  deploy: z.record(z.string(), z.unknown(), { error: 'expected a table ([deploy])' }).optional(),
 });
 
 export type AigwConfig = z.output<typeof configSchema>;

@@ -61,6 +61,12 @@ describe('defaults', () => {
   });
 });
 
+it('accepts a [deploy] section, which belongs to the CDK app', () => {
+  const config = parseConfig('[deploy]\nregions = ["eu-west-1"]\n[[deploy.models]]\nname = "m"\n', {});
+  expect(config.deploy).toEqual({ regions: ['eu-west-1'], models: [{ name: 'm' }] });
+  expect(config.gateway).toEqual(CONFIG_DEFAULTS.gateway);
+});
+
 describe('loading a file', () => {
   const dirs: string[] = [];
   afterAll(async () => {
