@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { parse as parseToml } from 'smol-toml';
+import { parse as parseToml, stringify as stringifyToml } from 'smol-toml';
 import { z } from 'zod';
+import { ConfigError, parseConfig } from '../src/config/index.js';
 import { isKnownRegion } from './regions.js';
 
 /** Thrown for an unreadable or invalid `[deploy]` section; the message names the offending key. */
@@ -19,6 +20,18 @@ export const LOG_RETENTION_DAYS: readonly number[] = [
 const architectureSchema = z.enum(['arm64', 'x86_64']);
 export type LambdaArchitecture = z.infer<typeof architectureSchema>;
 
+/** US dollars as a decimal string ("0.15") or number, to integer micro-dollars, exactly. */
+const usdMicros = z
+  .union([z.string(), z.number()], { error: 'expected dollars such as "0.15"' })
+  .transform((value, ctx) => {
+    const match = /^(\d+)(?:\.(\d{1,6}))?$/.exec(String(value).trim());
+    if (!match) {
+      ctx.addIssue({ code: 'custom', message: 'expected dollars such as "0.15" (at most 6 decimals)' });
+      return z.NEVER;
+    }
+    return Number(match[1]) * 1_000_000 + Number((match[2] ?? '').padEnd(6, '0'));
+  });
+
 // Names end up in S3 prefixes, construct ids and function names: keep them to a safe alphabet.
 const namePart = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 
@@ -33,6 +46,11 @@ const modelSchema = z
     // can't reserve any, so they must ask for a quota raise first.
     reserved_concurrency: z.number().int().min(1).default(2),
     architecture: architectureSchema.optional(),
+    // The gateway can't read the model bucket, so what admission needs up front comes from here.
+    context_length: z.number().int().positive(),
+    input_usd_per_million_tokens: usdMicros,
+    output_usd_per_million_tokens: usdMicros,
+    max_tokens: z.number().int().positive().optional(),
   })
   .strict();
 
@@ -46,11 +64,12 @@ const deploySchema = z
     architecture: architectureSchema.default('arm64'),
     alarm_email: z.email().optional(),
     daily_spend_alarm_usd: z.number().positive().default(10),
+    // Which of the percents the gateway counts ([admission] budget_alert_percents) raise an alarm.
     key_budget_alert_percents: z
       .array(z.number().int().min(1).max(1000))
       .max(10)
       .refine((list) => new Set(list).size === list.length, 'percents must not repeat')
-      .default([50, 80, 100]),
+      .optional(),
     log_retention_days: z
       .number()
       .int()
@@ -81,6 +100,11 @@ const deploySchema = z
 export interface ModelDeployment {
   readonly name: string;
   readonly version: string;
+  readonly contextLength: number;
+  /** Integer micro-dollars per million tokens, as src/admission/pricing.ts bills them. */
+  readonly price: { readonly inputMicrosPerMillionTokens: number; readonly outputMicrosPerMillionTokens: number };
+  /** Completion tokens when a request sets none. */
+  readonly maxTokens?: number;
   readonly memoryMb: number;
   readonly ephemeralStorageMb: number;
   readonly timeoutSeconds: number;
@@ -100,7 +124,21 @@ export interface DeployConfig {
   /** Custom domain of the CloudFront distribution, with its ACM certificate (us-east-1). */
   readonly customDomain?: { readonly domainName: string; readonly certificateArn: string };
   readonly models: readonly ModelDeployment[];
+  /**
+   * The sections of aigw.toml the gateway function applies (AIGW_CONFIG), as compact TOML;
+   * empty when the file sets none.
+   */
+  readonly gatewayToml: string;
 }
+
+/** What the rest of aigw.toml tells the deployment. */
+export interface DeployContext {
+  /** [admission] budget_alert_percents: the percents whose crossings the gateway counts. */
+  readonly budgetAlertPercents?: readonly number[];
+  readonly gatewayToml?: string;
+}
+
+const DEFAULT_BUDGET_ALERT_PERCENTS = [50, 80, 100];
 
 function issuePath(path: readonly PropertyKey[]): string {
   return path.reduce<string>(
@@ -110,19 +148,28 @@ function issuePath(path: readonly PropertyKey[]): string {
 }
 
 /** Validates the raw `[deploy]` table (snake_case, as in aigw.toml) into a typed DeployConfig. */
-export function deployConfigFrom(raw: unknown): DeployConfig {
+export function deployConfigFrom(raw: unknown, context: DeployContext = {}): DeployConfig {
   const result = deploySchema.safeParse(raw ?? {});
   if (!result.success) {
     const issue = result.error.issues[0]!;
     throw new DeployConfigError(`${issuePath(issue.path)}: ${issue.message}`);
   }
   const deploy = result.data;
+  const counted = context.budgetAlertPercents ?? DEFAULT_BUDGET_ALERT_PERCENTS;
+  const alarmed = deploy.key_budget_alert_percents ?? counted;
+  const uncounted = alarmed.find((percent) => !counted.includes(percent));
+  if (uncounted !== undefined) {
+    throw new DeployConfigError(
+      `deploy.key_budget_alert_percents: ${uncounted} is not in [admission] budget_alert_percents ` +
+        `(${counted.join(', ')}), so the gateway never counts it and the alarm could never fire`,
+    );
+  }
   return {
     regions: deploy.regions,
     architecture: deploy.architecture,
     alarmEmail: deploy.alarm_email,
     dailySpendAlarmUsd: deploy.daily_spend_alarm_usd,
-    keyBudgetAlertPercents: deploy.key_budget_alert_percents,
+    keyBudgetAlertPercents: alarmed,
     logRetentionDays: deploy.log_retention_days,
     originSecretRotation: deploy.origin_secret_rotation,
     customDomain:
@@ -137,23 +184,43 @@ export function deployConfigFrom(raw: unknown): DeployConfig {
       timeoutSeconds: model.timeout_seconds,
       reservedConcurrency: model.reserved_concurrency,
       architecture: model.architecture ?? deploy.architecture,
+      contextLength: model.context_length,
+      price: {
+        inputMicrosPerMillionTokens: model.input_usd_per_million_tokens,
+        outputMicrosPerMillionTokens: model.output_usd_per_million_tokens,
+      },
+      maxTokens: model.max_tokens,
     })),
+    gatewayToml: context.gatewayToml ?? '',
   };
 }
 
-/** Reads the `[deploy]` section of an aigw.toml text; other sections belong to src/config. */
-export function parseDeployConfig(tomlText: string): DeployConfig {
+// [model] and [performance] only apply to a local `aigw serve`; [deploy] is this file's.
+const LOCAL_ONLY_SECTIONS = ['deploy', 'model', 'performance'];
+
+/**
+ * Reads the deployment from an aigw.toml text: `[deploy]`, plus the sections the gateway function
+ * will apply. The whole file is validated by src/config first, so a mistake anywhere fails the
+ * synth rather than the deployed gateway's cold start.
+ */
+export function parseDeployConfig(tomlText: string, source = 'aigw.toml'): DeployConfig {
   let document: Record<string, unknown>;
+  let budgetAlertPercents: readonly number[];
   try {
+    budgetAlertPercents = parseConfig(tomlText, {}, source).admission.budget_alert_percents;
     document = parseToml(tomlText);
   } catch (error) {
-    throw new DeployConfigError(`aigw.toml is not valid TOML: ${(error as Error).message}`);
+    const reason = error instanceof ConfigError ? error.message : `${source} is not valid TOML: ${(error as Error).message}`;
+    throw new DeployConfigError(reason);
   }
-  return deployConfigFrom(document.deploy);
+  const gatewaySections = Object.fromEntries(
+    Object.entries(document).filter(([section]) => !LOCAL_ONLY_SECTIONS.includes(section)),
+  );
+  return deployConfigFrom(document.deploy, { budgetAlertPercents, gatewayToml: stringifyToml(gatewaySections) });
 }
 
 /** Loads the deployment settings; a missing file means every default. */
 export function loadDeployConfig(path = 'aigw.toml'): DeployConfig {
   if (!existsSync(path)) return deployConfigFrom({});
-  return parseDeployConfig(readFileSync(path, 'utf8'));
+  return parseDeployConfig(readFileSync(path, 'utf8'), path);
 }

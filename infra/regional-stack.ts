@@ -7,6 +7,7 @@ import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { BlockPublicAccess, Bucket, BucketEncryption } from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
 import { join } from 'node:path';
+import { GATEWAY_CONFIG_ENV } from '../src/adapters/gateway-function-config.js';
 import { modelPackagePrefix } from '../src/models/s3-store.js';
 import { tableSchema, type TableSchema } from '../src/store/table-schema.js';
 import type { DeployConfig, LambdaArchitecture } from './deploy-config.js';
@@ -28,6 +29,23 @@ export interface RegionalStackProps extends StackProps {
   readonly entries: FunctionEntries;
   /** Repository root: esbuild runs there and package-lock.json pins the bundled versions. */
   readonly projectRoot: string;
+}
+
+/** Lambda's limit on all environment variables of a function together. */
+const LAMBDA_ENVIRONMENT_LIMIT_BYTES = 4096;
+// As long as a deployed function URL: the real ones are only known at deploy time.
+const FUNCTION_URL_SAMPLE = 'https://abcdefghijklmnopqrstuvwxyz012345.lambda-url.ap-southeast-2.on.aws/';
+
+/** Fails the synth, not the deploy, when the gateway's environment would not fit Lambda's limit. */
+function assertEnvironmentFits(config: DeployConfig, modelEntriesJson: string): void {
+  const fixed = 600; // names and the short values (table name, secret id, Powertools settings)
+  const bytes = fixed + Buffer.byteLength(modelEntriesJson) + Buffer.byteLength(config.gatewayToml);
+  if (bytes > LAMBDA_ENVIRONMENT_LIMIT_BYTES) {
+    throw new RangeError(
+      `the gateway function's environment would need about ${bytes} bytes (Lambda allows ${LAMBDA_ENVIRONMENT_LIMIT_BYTES}): ` +
+        'deploy fewer models per region or trim aigw.toml (plans, cache and admission settings travel in AIGW_CONFIG)',
+    );
+  }
 }
 
 function attributeType(type: TableSchema['partitionKey']['type']): AttributeType {
@@ -185,16 +203,22 @@ export class RegionalStack extends Stack {
     }
     this.modelFunctions = modelFunctions;
 
+    // Each entry: where the model function is, and what admission must know before calling it.
+    const modelEntries = (urlOf: (key: string) => string) =>
+      config.models.map((model) => ({
+        name: model.name,
+        version: model.version,
+        url: urlOf(`${model.name}@${model.version}`),
+        contextLength: model.contextLength,
+        price: model.price,
+        ...(model.maxTokens === undefined ? {} : { maxTokens: model.maxTokens }),
+      }));
     this.gateway.addEnvironment(
       GATEWAY_ENV.modelFunctionUrls,
-      this.toJsonString(
-        config.models.map((model) => ({
-          name: model.name,
-          version: model.version,
-          url: modelFunctions.get(`${model.name}@${model.version}`)!.url.url,
-        })),
-      ),
+      this.toJsonString(modelEntries((key) => modelFunctions.get(key)!.url.url)),
     );
+    if (config.gatewayToml !== '') this.gateway.addEnvironment(GATEWAY_CONFIG_ENV, config.gatewayToml);
+    assertEnvironmentFits(config, JSON.stringify(modelEntries(() => FUNCTION_URL_SAMPLE)));
 
     this.alarms = new GatewayAlarms(this, 'Alarms', { config });
     if (this.isPrimary) new GatewayDashboard(this, 'Dashboard', { config, alarms: this.alarms.all });

@@ -18,11 +18,15 @@ describe('deploy config', () => {
       originSecretRotation: 1,
       customDomain: undefined,
       models: [],
+      gatewayToml: '[gateway]\nport = 9000\n',
     });
   });
 
   it('reads a full [deploy] section; models inherit the architecture unless they set one', () => {
     const config = parseDeployConfig(`
+[admission]
+budget_alert_percents = [50, 75, 100]
+
 [deploy]
 regions = ["eu-west-1", "us-east-2"]
 architecture = "x86_64"
@@ -40,11 +44,18 @@ memory_mb = 8192
 ephemeral_storage_mb = 10240
 timeout_seconds = 900
 reserved_concurrency = 5
+context_length = 131072
+input_usd_per_million_tokens = "0.02"
+output_usd_per_million_tokens = "0.000001"
+max_tokens = 1024
 
 [[deploy.models]]
 name = "tiny"
 version = "1"
 architecture = "arm64"
+context_length = 2048
+input_usd_per_million_tokens = 0
+output_usd_per_million_tokens = 1.5
 `);
     expect(config.regions).toEqual(['eu-west-1', 'us-east-2']);
     expect(config.alarmEmail).toBe('ops@example.com');
@@ -64,6 +75,9 @@ architecture = "arm64"
         timeoutSeconds: 900,
         reservedConcurrency: 5,
         architecture: 'x86_64',
+        contextLength: 131072,
+        price: { inputMicrosPerMillionTokens: 20_000, outputMicrosPerMillionTokens: 1 },
+        maxTokens: 1024,
       },
       {
         name: 'tiny',
@@ -73,10 +87,37 @@ architecture = "arm64"
         timeoutSeconds: 300,
         reservedConcurrency: 2,
         architecture: 'arm64',
+        contextLength: 2048,
+        price: { inputMicrosPerMillionTokens: 0, outputMicrosPerMillionTokens: 1_500_000 },
+        maxTokens: undefined,
       },
     ]);
+    // The gateway function gets the sections it applies, without [deploy].
+    expect(config.gatewayToml).toBe('[admission]\nbudget_alert_percents = [ 50, 75, 100 ]\n');
   });
 
+  it('alarms on the percents the gateway counts unless told otherwise, and only on those', () => {
+    expect(parseDeployConfig('[admission]\nbudget_alert_percents = [90]\n').keyBudgetAlertPercents).toEqual([90]);
+    expect(
+      parseDeployConfig('[admission]\nbudget_alert_percents = [50, 90]\n[deploy]\nkey_budget_alert_percents = [90]\n')
+        .keyBudgetAlertPercents,
+    ).toEqual([90]);
+    expect(() => parseDeployConfig('[deploy]\nkey_budget_alert_percents = [95]\n')).toThrow(
+      /^deploy\.key_budget_alert_percents: 95 is not in \[admission\] budget_alert_percents \(50, 80, 100\)/,
+    );
+  });
+
+  it('keeps sections that only a local `aigw serve` uses out of the gateway function', () => {
+    const config = parseDeployConfig('[model]\nname = "x"\n[performance]\nthreads = 2\n[cache]\nttl = 10\n');
+    expect(config.gatewayToml).toBe('[cache]\nttl = 10\n');
+  });
+
+  it('fails on a mistake in any section, as the deployed gateway would at cold start', () => {
+    expect(() => parseDeployConfig('[gateway]\nprot = 1\n', 'my.toml')).toThrow(DeployConfigError);
+    expect(() => parseDeployConfig('[gateway]\nprot = 1\n', 'my.toml')).toThrow(/my\.toml.*gateway/);
+  });
+
+  const model = { name: 'm', version: '1', context_length: 4096, input_usd_per_million_tokens: '1', output_usd_per_million_tokens: '2' };
   it.each([
     [{ regionz: ['eu-west-1'] }, /^deploy: .*regionz/],
     [{ regions: [] }, /^deploy\.regions: /],
@@ -89,20 +130,25 @@ architecture = "arm64"
     [{ log_retention_days: 100 }, /^deploy\.log_retention_days: expected one of CloudWatch's retention periods/],
     [{ domain_name: 'ai.example.com' }, /^deploy\.certificate_arn: domain_name and certificate_arn go together/],
     [{ certificate_arn: 'arn:aws:acm:eu-west-1:123456789012:certificate/x' }, /^deploy\.certificate_arn: expected an ACM certificate ARN in us-east-1/],
-    [{ models: [{ name: 'Bad Name', version: '1' }] }, /^deploy\.models\[0\]\.name: /],
-    [{ models: [{ name: 'm', version: '1', memory_mb: 64 }] }, /^deploy\.models\[0\]\.memory_mb: /],
-    [{ models: [{ name: 'm', version: '1', ephemeral_storage_mb: 20000 }] }, /^deploy\.models\[0\]\.ephemeral_storage_mb: /],
-    [{ models: [{ name: 'm', version: '1', timeout_seconds: 901 }] }, /^deploy\.models\[0\]\.timeout_seconds: /],
-    [{ models: [{ name: 'm', version: '1', reserved_concurrency: 0 }] }, /^deploy\.models\[0\]\.reserved_concurrency: /],
-    [{ models: [{ name: 'm', version: '1', gpu: true }] }, /^deploy\.models\[0\]: .*gpu/],
-    [{ models: [{ name: 'm', version: '1' }, { name: 'm', version: '1' }] }, /^deploy\.models\[1\]: duplicate model m@1/],
+    [{ models: [{ ...model, name: 'Bad Name' }] }, /^deploy\.models\[0\]\.name: /],
+    [{ models: [{ ...model, memory_mb: 64 }] }, /^deploy\.models\[0\]\.memory_mb: /],
+    [{ models: [{ ...model, ephemeral_storage_mb: 20000 }] }, /^deploy\.models\[0\]\.ephemeral_storage_mb: /],
+    [{ models: [{ ...model, timeout_seconds: 901 }] }, /^deploy\.models\[0\]\.timeout_seconds: /],
+    [{ models: [{ ...model, reserved_concurrency: 0 }] }, /^deploy\.models\[0\]\.reserved_concurrency: /],
+    [{ models: [{ ...model, gpu: true }] }, /^deploy\.models\[0\]: .*gpu/],
+    [{ models: [{ name: 'm', version: '1' }] }, /^deploy\.models\[0\]\.context_length: /],
+    [{ models: [{ ...model, input_usd_per_million_tokens: '-1' }] }, /^deploy\.models\[0\]\.input_usd_per_million_tokens: expected dollars/],
+    [{ models: [{ ...model, output_usd_per_million_tokens: '0.0000001' }] }, /^deploy\.models\[0\]\.output_usd_per_million_tokens: .*at most 6 decimals/],
+    [{ models: [{ ...model, max_tokens: 0 }] }, /^deploy\.models\[0\]\.max_tokens: /],
+    [{ models: [model, model] }, /^deploy\.models\[1\]: duplicate model m@1/],
   ])('rejects %j naming the key', (raw, message) => {
     expect(() => deployConfigFrom(raw)).toThrow(DeployConfigError);
     expect(() => deployConfigFrom(raw)).toThrow(message);
   });
 
   it('rejects a file that is not TOML', () => {
-    expect(() => parseDeployConfig('[deploy\nregions = 1')).toThrow(/aigw.toml is not valid TOML/);
+    expect(() => parseDeployConfig('[deploy\nregions = 1')).toThrow(DeployConfigError);
+    expect(() => parseDeployConfig('[deploy\nregions = 1')).toThrow(/aigw\.toml: invalid TOML/);
   });
 
   it('loads defaults when the file is missing, and the file when it exists', () => {

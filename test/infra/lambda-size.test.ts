@@ -4,7 +4,7 @@ import type { Template } from 'aws-cdk-lib/assertions';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { RegionalStack } from '../../infra/regional-stack.js';
-import { functionProperties, repositoryRoot, synthAigw, type SynthesizedApp } from './synth-app.js';
+import { functionProperties, MODEL_PRICING, repositoryRoot, synthAigw, type SynthesizedApp } from './synth-app.js';
 
 /** Lambda's limit on a function's code plus all its layers, unzipped. */
 const LAMBDA_UNZIPPED_LIMIT_BYTES = 250 * 1024 * 1024;
@@ -54,8 +54,8 @@ beforeAll(() => {
     {
       regions: ['eu-west-1'],
       models: [
-        { name: 'arm', version: '1', architecture: 'arm64' },
-        { name: 'x86', version: '1', architecture: 'x86_64' },
+        { name: 'arm', version: '1', architecture: 'arm64', ...MODEL_PRICING },
+        { name: 'x86', version: '1', architecture: 'x86_64', ...MODEL_PRICING },
       ],
     },
     realEntries,

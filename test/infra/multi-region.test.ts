@@ -3,7 +3,16 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { METRIC } from '../../infra/metric-names.js';
 import type { RegionalStack } from '../../infra/regional-stack.js';
 import { tableSchema } from '../../src/store/table-schema.js';
-import { actionsOf, functionProperties, logicalId, roleStatements, synthAigw, type SynthesizedApp } from './synth-app.js';
+import {
+  actionsOf,
+  fixtureEntries,
+  functionProperties,
+  logicalId,
+  MODEL_PRICING,
+  roleStatements,
+  synthAigw,
+  type SynthesizedApp,
+} from './synth-app.js';
 
 // Two regions (Ireland primary, Oregon), x86_64 everywhere, a custom domain, longer log retention.
 let synth: SynthesizedApp;
@@ -20,8 +29,8 @@ beforeAll(() => {
     origin_secret_rotation: 4,
     domain_name: 'ai.example.com',
     certificate_arn: 'arn:aws:acm:us-east-1:123456789012:certificate/0f7c5a2e-1111-2222-3333-444455556666',
-    models: [{ name: 'demo', version: '2' }],
-  });
+    models: [{ name: 'demo', version: '2', ...MODEL_PRICING }],
+  }, fixtureEntries, { budgetAlertPercents: [50, 90] });
   [primary, secondary] = synth.stacks.regional as [RegionalStack, RegionalStack];
 });
 

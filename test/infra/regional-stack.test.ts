@@ -2,11 +2,21 @@ import { Annotations, Match, type Template } from 'aws-cdk-lib/assertions';
 import type { TableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { GATEWAY_ENV, MODEL_ENV } from '../../infra/function-env.js';
+import { GATEWAY_CONFIG_ENV } from '../../src/adapters/gateway-function-config.js';
 import { GATEWAY_SERVICE_NAME, METRIC, METRIC_NAMESPACE } from '../../infra/metric-names.js';
 import { ORIGIN_SECRET_HEADER, ORIGIN_SECRET_NAME } from '../../infra/origin-protection.js';
 import type { RegionalStack } from '../../infra/regional-stack.js';
 import { tableSchema } from '../../src/store/table-schema.js';
-import { actionsOf, functionProperties, logicalId, roleStatements, synthAigw, type SynthesizedApp } from './synth-app.js';
+import {
+  actionsOf,
+  fixtureEntries,
+  functionProperties,
+  logicalId,
+  MODEL_PRICING,
+  roleStatements,
+  synthAigw,
+  type SynthesizedApp,
+} from './synth-app.js';
 
 // One region, two models (one overriding the architecture), every other setting by default.
 let synth: SynthesizedApp;
@@ -26,10 +36,14 @@ beforeAll(() => {
         ephemeral_storage_mb: 8192,
         timeout_seconds: 600,
         reserved_concurrency: 3,
+        context_length: 8192,
+        input_usd_per_million_tokens: '0.15',
+        output_usd_per_million_tokens: 0.6,
+        max_tokens: 512,
       },
-      { name: 'tiny', version: '1', architecture: 'x86_64', memory_mb: 2048 },
+      { name: 'tiny', version: '1', architecture: 'x86_64', memory_mb: 2048, ...MODEL_PRICING },
     ],
-  });
+  }, fixtureEntries, { gatewayToml: '[cache]\nttl = 60\n' });
   stack = synth.stacks.regional[0]!;
   template = synth.template(stack);
 });
@@ -128,6 +142,16 @@ describe('functions', () => {
       expect(urls).toContain(logicalId(model(key).url));
     }
     expect(urls).toContain('\\"name\\":\\"llama\\",\\"version\\":\\"3\\"');
+    // What admission needs before calling a model: its context length, exact price and default length.
+    expect(urls).toContain(
+      '\\"contextLength\\":8192,\\"price\\":{\\"inputMicrosPerMillionTokens\\":150000,\\"outputMicrosPerMillionTokens\\":600000},\\"maxTokens\\":512',
+    );
+    expect(variables[GATEWAY_CONFIG_ENV]).toBe('[cache]\nttl = 60\n');
+  });
+
+  it('fail the synth when the gateway environment would exceed Lambda\'s 4 KB', () => {
+    const models = Array.from({ length: 20 }, (_, index) => ({ name: `model-${index}`, version: '1', ...MODEL_PRICING }));
+    expect(() => synthAigw({ regions: ['eu-west-1'], models })).toThrow(/environment would need about \d+ bytes \(Lambda allows 4096\)/);
   });
 
   it('model functions take memory, ephemeral storage, timeout, concurrency and architecture from config', () => {

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildAigwApp, type AigwStacks } from '../../infra/aigw-app.js';
-import { deployConfigFrom, type DeployConfig } from '../../infra/deploy-config.js';
+import { deployConfigFrom, type DeployConfig, type DeployContext } from '../../infra/deploy-config.js';
 import type { FunctionEntries } from '../../infra/regional-stack.js';
 
 export const repositoryRoot = resolve(fileURLToPath(new URL('../..', import.meta.url)));
@@ -19,6 +19,13 @@ export const fixtureEntries: FunctionEntries = {
   model: join(repositoryRoot, 'test/infra/fixtures/model-entry.ts'),
 };
 
+/** What every model entry of a test config needs besides its name and version. */
+export const MODEL_PRICING = {
+  context_length: 2048,
+  input_usd_per_million_tokens: '0.10',
+  output_usd_per_million_tokens: '0.40',
+};
+
 export interface SynthesizedApp {
   readonly config: DeployConfig;
   readonly stacks: AigwStacks;
@@ -26,12 +33,16 @@ export interface SynthesizedApp {
   template(stack: Stack): Template;
 }
 
-export function synthAigw(rawDeploy: unknown, entries: FunctionEntries = fixtureEntries): SynthesizedApp {
+export function synthAigw(
+  rawDeploy: unknown,
+  entries: FunctionEntries = fixtureEntries,
+  deployContext: DeployContext = {},
+): SynthesizedApp {
   const context = (JSON.parse(readFileSync(join(repositoryRoot, 'cdk.json'), 'utf8')) as { context: Record<string, unknown> })
     .context;
   const outdir = mkdtempSync(join(tmpdir(), 'aigw-cdk-'));
   const app = new App({ outdir, context });
-  const config = deployConfigFrom(rawDeploy);
+  const config = deployConfigFrom(rawDeploy, deployContext);
   const stacks = buildAigwApp(app, { config, entries });
   app.synth();
   const templates = new Map<Stack, Template>();
