@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { parse as parseToml, stringify as stringifyToml } from 'smol-toml';
 import { z } from 'zod';
-import { ConfigError, parseConfig } from '../src/config/index.js';
+import { ConfigError, parseConfig, usdMicros } from '../src/config/index.js';
 import { isKnownRegion } from './regions.js';
 
 /** Thrown for an unreadable or invalid `[deploy]` section; the message names the offending key. */
@@ -20,17 +20,7 @@ export const LOG_RETENTION_DAYS: readonly number[] = [
 const architectureSchema = z.enum(['arm64', 'x86_64']);
 export type LambdaArchitecture = z.infer<typeof architectureSchema>;
 
-/** US dollars as a decimal string ("0.15") or number, to integer micro-dollars, exactly. */
-const usdMicros = z
-  .union([z.string(), z.number()], { error: 'expected dollars such as "0.15"' })
-  .transform((value, ctx) => {
-    const match = /^(\d+)(?:\.(\d{1,6}))?$/.exec(String(value).trim());
-    if (!match) {
-      ctx.addIssue({ code: 'custom', message: 'expected dollars such as "0.15" (at most 6 decimals)' });
-      return z.NEVER;
-    }
-    return Number(match[1]) * 1_000_000 + Number((match[2] ?? '').padEnd(6, '0'));
-  });
+
 
 // Names end up in S3 prefixes, construct ids and function names: keep them to a safe alphabet.
 const namePart = /^[a-z0-9][a-z0-9._-]{0,62}$/;

@@ -1,3 +1,4 @@
+import type { SamplingParams } from '../engine/sampler.js';
 import { z } from 'zod';
 import { ApiError } from './errors.js';
 import { describeValue, validationError, type CustomIssueParams } from './validation-errors.js';
@@ -10,15 +11,8 @@ export interface ApiChatMessage {
 }
 
 /** Sampling and length fields, normalized to the engine's names. */
-export interface SamplingFields {
+export interface SamplingFields extends SamplingParams {
   maxTokens?: number;
-  temperature?: number;
-  topP?: number;
-  topK?: number;
-  seed?: number;
-  presencePenalty?: number;
-  frequencyPenalty?: number;
-  repetitionPenalty?: number;
   stop: string[];
 }
 

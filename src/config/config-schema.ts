@@ -108,7 +108,7 @@ const cacheSection = z.strictObject(
 );
 
 /** US dollars as a decimal string ("2.50") or number, to integer micro-dollars, exactly. */
-const usd = z
+export const usdMicros = z
   .union([z.string(), z.number()], { error: 'expected dollars such as "2.50"' })
   .transform((value, ctx) => {
     const match = /^(\d+)(?:\.(\d{1,6}))?$/.exec(String(value).trim());
@@ -128,8 +128,8 @@ const planSchema = z.strictObject(
     tokens_per_minute: count(),
     requests_per_month: count(),
     max_concurrent_requests: count(),
-    budget_usd_per_day: usd.optional(),
-    budget_usd_per_month: usd.optional(),
+    budget_usd_per_day: usdMicros.optional(),
+    budget_usd_per_month: usdMicros.optional(),
     tokens_per_day: count(),
     tokens_per_month: count(),
   },
