@@ -64,7 +64,7 @@ export interface GatewayOptions {
 /** What the runtime adapter offers a request besides the Request itself. */
 export interface GatewayContext {
   /**
-   * Work that may finish after the response (usage roll-up, budget alerts, cache writes): the
+   * Work that may finish after the response (the usage roll-up, budget alerts): the
    * adapter keeps the process alive until it has (a Lambda handler awaits it before returning).
    */
   waitUntil(work: Promise<void>): void;

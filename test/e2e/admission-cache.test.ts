@@ -256,6 +256,22 @@ describe('CORS', () => {
 });
 
 describe('DynamoDB unreachable', () => {
+  const dead = () => ({ client: createDynamoDbClient({ endpoint: 'http://127.0.0.1:1', region: 'us-east-1', maxAttempts: 1 }), tableName: 'aigw' });
+
+  it('fails closed by default and open when configured, for admission (keys are never skipped)', async () => {
+    const closed = await gateway({ admissionStore: dead() });
+    const refused = await chat(closed, {}, SKIP);
+    expect(refused.status).toBe(503);
+    expect(((await refused.json()) as { error: { code: string } }).error.code).toBe('admission_unavailable');
+
+    const open = await gateway({ admissionStore: dead(), failOpen: true });
+    const served = await chat(open, {}, SKIP);
+    expect(served.status).toBe(200);
+    expect(open.logs.some((l) => l.message === 'warning' && String(l.warning).includes('fail_open'))).toBe(true);
+    // An unknown key is still refused: failing open never skips authentication.
+    expect((await chat(open, {}, SKIP, 'aigw-0000000000000000000000000000000000000000')).status).toBe(401);
+  });
+
   it('answers 503 quickly instead of hanging', async () => {
     const dead = { client: createDynamoDbClient({ endpoint: 'http://127.0.0.1:1', region: 'us-east-1', maxAttempts: 1 }), tableName: 'aigw' };
     const gw = await gateway({ store: dead });

@@ -29,6 +29,8 @@ export interface TestGatewayOptions {
   wrapBackend?: (backend: ModelBackend) => ModelBackend;
   /** A store to use instead of a fresh table (e.g. one whose endpoint is down). */
   store?: Store;
+  /** A store for admission and the cache only (keys still checked in the test's table). */
+  admissionStore?: Store;
   failOpen?: boolean;
   metrics?: Metrics;
   budgetAlertPercents?: number[];
@@ -53,6 +55,7 @@ export async function startTestGateway(options: TestGatewayOptions = {}): Promis
   const backend = engineBackend(model, TEST_MODEL_ID, { batchSize: 64 });
   const logs: Record<string, unknown>[] = [];
   const requestStore = options.store ?? store;
+  const limitsStore = options.admissionStore ?? requestStore;
   const gateway = createGateway({
     backends: new Map([[TEST_MODEL_ID, options.wrapBackend ? options.wrapBackend(backend) : backend]]),
     defaultModel: TEST_MODEL_ID,
@@ -61,13 +64,13 @@ export async function startTestGateway(options: TestGatewayOptions = {}): Promis
     maxRequestBytes: options.maxRequestBytes ?? 1024 * 1024,
     logPrompts: options.logPrompts ?? false,
     admission: {
-      control: new AdmissionControl(requestStore, { leaseSeconds: options.leaseSeconds ?? 60 }),
+      control: new AdmissionControl(limitsStore, { leaseSeconds: options.leaseSeconds ?? 60 }),
       plans: options.plans ?? DEFAULT_PLANS,
       failOpen: options.failOpen ?? false,
       modelCaps: options.modelCaps ?? new Map(),
       budgetAlertPercents: options.budgetAlertPercents,
     },
-    cache: options.cache === false ? undefined : { cache: new ResponseCache(requestStore, {}), config: options.cache ?? { ttlSeconds: 3600, shared: false } },
+    cache: options.cache === false ? undefined : { cache: new ResponseCache(limitsStore, {}), config: options.cache ?? { ttlSeconds: 3600, shared: false } },
     allowedOrigins: options.allowedOrigins ?? [],
     metrics: options.metrics,
   });
