@@ -1,6 +1,6 @@
 // Gateway benchmark (npm run bench:gateway): with autocannon against the local server and
 // DynamoDB Local, (1) cache hits: latency and requests per second; (2) what admission (keys,
-// rate limits, concurrency, budget reservation and settlement, cache lookup) adds over the same
+// rate limits, concurrency, budget reservation and settlement; the cache skipped) adds over the same
 // gateway calling the engine directly, at concurrency 1, 16 and 64. Writes
 // bench/results/gateway.json and prints a markdown table.
 import { spawn, type ChildProcess } from 'node:child_process';

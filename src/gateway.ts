@@ -96,7 +96,11 @@ export function createGateway(options: GatewayOptions): Gateway {
     ctx.log.set({ requestId: ctx.requestId, method: request.method, path: new URL(request.url).pathname });
     const origin = request.headers.get('origin');
     const allowedOrigins = options.allowedOrigins ?? [];
-    if (request.method === 'OPTIONS') return preflightResponse(origin, allowedOrigins);
+    if (request.method === 'OPTIONS') {
+      const preflight = preflightResponse(origin, allowedOrigins);
+      preflight.headers.set('x-request-id', ctx.requestId);
+      return preflight;
+    }
     let response: Response;
     try {
       if (origin && !originAllowed(origin, allowedOrigins)) throw originNotAllowed(origin);
@@ -302,11 +306,36 @@ async function generateResponse(
   try {
     first = await pending.next();
   } catch (error) {
-    await started.finish({ completionTokens: 0 }).catch(() => undefined);
+    await started.finish({ completionTokens: 0 });
     throw error;
   }
   const events = streamEvents(shape, { ...started, events: resumed(first, pending) }, request.signal, req.includeUsage, ctx);
-  return new Response(sseResponseBody(events), { status: 200, headers: { ...SSE_HEADERS, ...headers } });
+  return new Response(sseResponseBody(closingEarly(events, () => abandon(started, pending, ctx))), {
+    status: 200,
+    headers: { ...SSE_HEADERS, ...headers },
+  });
+}
+
+/**
+ * A client that leaves before the body's first read cancels a generator that never started, so
+ * its `finally` never runs: this makes sure the backend, the admission and the log are still closed.
+ */
+function closingEarly<T>(events: AsyncGenerator<T>, onUnstarted: () => Promise<void>): AsyncGenerator<T> {
+  let started = false;
+  const original = events.return.bind(events);
+  return Object.assign(events, {
+    next: ((next) => (...args: []) => ((started = true), next(...args)))(events.next.bind(events)),
+    async return(value: T | PromiseLike<T>) {
+      if (!started) await onUnstarted();
+      return original(value);
+    },
+  });
+}
+
+async function abandon(started: StartedGeneration, pending: AsyncIterator<GenerationEvent>, ctx: RequestContext): Promise<void> {
+  await pending.return?.();
+  await started.finish({ completionTokens: 0 });
+  ctx.log.finish(499, ctx.started);
 }
 
 /** The events of an iterator whose first result was already taken. */
@@ -345,11 +374,14 @@ async function collect(started: StartedGeneration, ctx: RequestContext) {
     }
   } finally {
     // After a failure or an abort: release the admission and charge what was generated.
-    if (!finish) await started.finish({ completionTokens }).catch((error) => ctx.log.set({ warning: `settling failed: ${describe(error)}` }));
+    if (!finish) {
+      ctx.log.set({ completionTokens });
+      await started.finish({ completionTokens });
+    }
   }
   if (!finish) throw new ApiError(500, 'generation ended without a finish event');
   const costMicros = await started.finish(finish.usage);
-  ctx.log.set({ completionTokens: finish.usage.completionTokens, finishReason: finish.finishReason, costMicros });
+  ctx.log.set({ ...usageFields(finish.usage), finishReason: finish.finishReason, costMicros });
   ctx.log.setCompletion(text);
   return { text, finishReason: finish.finishReason, usage: finish.usage, costMicros };
 }
@@ -358,6 +390,11 @@ function completeBody(shape: ResponseShape, text: string, finishReason: FinishRe
   if (shape.endpoint === 'chat') return chatCompletion({ ...shape, content: text, finishReason, usage });
   if (shape.endpoint === 'completions') return textCompletion({ ...shape, text, finishReason, usage });
   return { id: shape.id, object: 'generation', created: shape.created, model: shape.model, text, finish_reason: finishReason, usage: usageBody(usage) };
+}
+
+/** The backend's own token counts (an upstream's prompt count is exact only here, not in `prepare`). */
+function usageFields(usage: Usage) {
+  return { promptTokens: usage.promptTokens, completionTokens: usage.completionTokens };
 }
 
 function usageBody(usage: Usage) {
@@ -399,7 +436,7 @@ async function* streamEvents(
     if (finish) {
       // Settled once the backend's events have ended, before the last chunks: they carry the cost.
       const costMicros = await started.finish(finish.usage);
-      ctx.log.set({ completionTokens: finish.usage.completionTokens, finishReason: finish.finishReason, costMicros });
+      ctx.log.set({ ...usageFields(finish.usage), finishReason: finish.finishReason, costMicros });
       yield chunk({}, finish.finishReason);
       if (includeUsage) yield usageChunk(shape, finish.usage, costMicros);
     }
@@ -410,7 +447,8 @@ async function* streamEvents(
   } finally {
     // Also runs when the client disconnects and the stream is cancelled mid-way.
     if (signal.aborted) status = 499;
-    await started.finish({ completionTokens }).catch((error) => ctx.log.set({ warning: `settling failed: ${describe(error)}` }));
+    if (status !== 200) ctx.log.set({ completionTokens });
+    await started.finish({ completionTokens });
     ctx.log.setCompletion(completion);
     ctx.log.finish(status, ctx.started);
   }

@@ -2,6 +2,7 @@
 // concurrency, budget reservation), the backend's events, then settlement and the cache write.
 import {
   AdmissionUnavailableError,
+  costMicros,
   effectiveLimits,
   type Admission,
   type AdmissionControl,
@@ -65,7 +66,8 @@ export interface StartedGeneration {
    * backend's own count from the finish event when there is one (a model behind an upstream
    * reports its real prompt tokens there; `prepare` only had an upper bound), else the completion
    * tokens seen so far. Settles the admission and stores a complete result in the cache. Returns
-   * the cost in micro-dollars. Safe to call more than once; only the first call counts.
+   * the cost in micro-dollars. Safe to call more than once; only the first call counts. Never
+   * rejects: a failed settlement is reported through `warn` and the answer still goes out.
    */
   finish(usage: { promptTokens?: number; completionTokens: number }): Promise<number>;
 }
@@ -120,7 +122,14 @@ export async function startGeneration(
     finish(usage) {
       finished ??= (async () => {
         const promptTokens = usage.promptTokens ?? prepared.promptTokens;
-        const settled = admitted ? await admission!.control.settle(admitted, { promptTokens, completionTokens: usage.completionTokens }) : undefined;
+        const settled = admitted
+          ? await admission!.control.settle(admitted, { promptTokens, completionTokens: usage.completionTokens }).catch((error) => {
+              // The answer is generated: deliver it. The request's slot and reservation stay held
+              // until its lease expires, and its cost is logged, not counted.
+              request.warn('settling failed', error);
+              return { costMicros: costMicros(promptTokens, usage.completionTokens, backend.price), rollup: undefined };
+            })
+          : undefined;
         // Stored before the response ends, so a client repeating the request finds it.
         const entry = await recording?.completed;
         if (entry && hash && decision) {

@@ -46,7 +46,11 @@ export function originSecretSource(options: OriginSecretSourceOptions): OriginSe
     try {
       return await reading;
     } catch (error) {
-      if (cached) return cached.values;
+      if (cached) {
+        // Keep serving the last values, and ask Secrets Manager again only after another TTL.
+        cached = { ...cached, readAt: now() };
+        return cached.values;
+      }
       if (error instanceof OriginSecretError) throw error;
       throw new OriginSecretError(`cannot read secret ${options.secretId}`, { cause: error });
     }

@@ -64,6 +64,14 @@ const intAtLeast = (min: number) =>
 const maxTokens = intAtLeast(1).nullish();
 
 const samplingShape = {
+  // Changes the output, so it is refused rather than ignored (and never missing from a cache key).
+  logit_bias: z
+    .unknown()
+    .refine(
+      (bias) => isAbsent(bias) || (typeof bias === 'object' && bias !== null && Object.keys(bias).length === 0),
+      unsupportedParameter("Invalid '{param}': logit_bias is not supported by this gateway."),
+    )
+    .optional(),
   temperature,
   top_p: topP,
   seed: z.int().nullish(),

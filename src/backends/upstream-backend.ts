@@ -110,7 +110,17 @@ function completionBound(
   promptTokens: number,
   requested: number | undefined,
 ): { maxTokens: number; sentMaxTokens: number | undefined } {
-  if (requested !== undefined) return { maxTokens: requested, sentMaxTokens: requested };
+  if (requested !== undefined) {
+    // No prompt fits beside this many: say so as the engine would, before reserving a budget for it.
+    if (requested >= options.contextLength) {
+      throw new ApiError(
+        400,
+        `This model's maximum context length is ${options.contextLength} tokens, but max_tokens is ${requested}. Please reduce max_tokens.`,
+        { code: 'context_length_exceeded', param: 'max_tokens' },
+      );
+    }
+    return { maxTokens: requested, sentMaxTokens: requested };
+  }
   const room = options.contextLength - promptTokens;
   if (room < 1) return { maxTokens: Math.max(options.contextLength - 1, 1), sentMaxTokens: undefined };
   const maxTokens = Math.min(options.defaultMaxTokens ?? room, room);
@@ -262,14 +272,15 @@ async function upstreamError(response: Response): Promise<ApiError> {
   if (status === 401 || status === 403) {
     return new ApiError(502, `The model server refused the gateway's credentials (HTTP ${status}).`, { code: 'upstream_error' });
   }
-  if (status >= 400 && status < 500 && error) {
-    return new ApiError(status, error.message, { type: error.type, param: error.param, code: error.code });
-  }
+  // Before the 4xx pass-through: an upstream's 429 is the model's capacity, not the client's limit.
   if (status === 429) {
     return new ApiError(503, 'The model is at capacity. Please try again shortly.', {
       code: 'upstream_unavailable',
       headers: { 'retry-after': response.headers.get('retry-after') ?? '1' },
     });
+  }
+  if (status >= 400 && status < 500 && error) {
+    return new ApiError(status, error.message, { type: error.type, param: error.param, code: error.code });
   }
   return new ApiError(502, `The model server failed (HTTP ${status}).`, { code: 'upstream_error' });
 }

@@ -13,9 +13,3 @@ export const DEFAULT_CACHE_TTL_SECONDS = 3600;
 
 /** DynamoDB's item limit is 400 KB; the margin covers the key, ttl and other attributes. */
 export const DEFAULT_MAX_ENTRY_BYTES = 350_000;
-
-export const DEFAULT_CACHE_CONFIG: Readonly<CacheConfig> = Object.freeze({
-  ttlSeconds: DEFAULT_CACHE_TTL_SECONDS,
-  shared: false,
-  maxEntryBytes: DEFAULT_MAX_ENTRY_BYTES,
-});

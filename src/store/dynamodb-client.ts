@@ -55,8 +55,10 @@ export function createDynamoDbClient(options: DynamoDbClientOptions): DynamoDBDo
     endpoint: options.endpoint ? options.endpoint : undefined,
     // A copy: the SDK annotates the credentials object it is given.
     credentials: options.credentials && { ...options.credentials },
-    // A dead endpoint must fail in seconds, not hang a request or a start-up for minutes.
-    maxAttempts: options.maxAttempts ?? 2,
+    // One attempt: a dead endpoint fails in about a second instead of hanging, and a write whose
+    // reply was lost is never sent again (limits are ADDs: a retried write that had landed would
+    // count twice). Callers fail closed (503) and clients retry.
+    maxAttempts: options.maxAttempts ?? 1,
     requestHandler: {
       connectionTimeout: options.connectionTimeoutMs ?? 1_000,
       requestTimeout: options.requestTimeoutMs ?? 3_000,

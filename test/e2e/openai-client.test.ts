@@ -246,7 +246,9 @@ describe('the wire', () => {
     let line: Record<string, unknown> | undefined;
     while (!(line = gw.logs.find((l) => l.requestId === requestId))) await new Promise((r) => setTimeout(r, 20));
     expect(line.status).toBe(499);
-    expect(line.completionTokens ?? 0).toBeLessThan(1500);
+    // Generation stopped soon after the client left, far from the 1500 tokens it asked for.
+    expect(line.completionTokens).toEqual(expect.any(Number));
+    expect(line.completionTokens).toBeLessThan(100);
   });
 
   it('logs one line per request with ids, tokens and timings, never the prompt', async () => {

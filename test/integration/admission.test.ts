@@ -94,7 +94,8 @@ describe('exactness under concurrency', () => {
   });
 
   it('never overspends a budget, and ends within one request of it', async () => {
-    const control = new AdmissionControl(store, { leaseSeconds: 60 });
+    // A pinned clock: the day's counters must not roll over at midnight mid-test.
+    const control = new AdmissionControl(store, { leaseSeconds: 60, now: () => Date.UTC(2026, 10, 27, 12, 0, 0) });
     const keyId = newKeyId();
     const budget = 20_000; // $0.02 at $1 per million tokens: 20,000 tokens
     // Each request may cost up to 100 + 300 = 400 micro-dollars; the actual cost varies.
@@ -117,7 +118,7 @@ describe('exactness under concurrency', () => {
     expect(spent).toBeLessThanOrEqual(budget);
     expect(spent).toBeGreaterThan(budget - 400);
     const item = await limitsItem(keyId);
-    const day = new Date().toISOString().slice(0, 10);
+    const day = '2026-11-27';
     expect(item[`spent_d_${day}`]).toBe(spent);
     // Nothing is still reserved once every request has settled.
     expect(item[`usd_d_${day}`]).toBe(spent);

@@ -166,8 +166,8 @@ describe('a client that disconnects mid-stream', () => {
     const run = runs[before]!;
     await run.ended;
     expect(run.signal.aborted).toBe(true);
-    // max_tokens is 200: generation stopped within a step or two of the disconnect.
-    expect(run.events).toBeLessThan(200);
+    // Generation stopped within a step or two of the disconnect (max_tokens is 200).
+    expect(run.events).toBeLessThanOrEqual(result.bodyWrites.length + 2);
     // The handler returned only after the gateway's clean-up: the request is logged as closed.
     const requestId = result.prelude?.headers['x-request-id'];
     expect(logs.find((line) => line.requestId === requestId && line.message === 'request')).toMatchObject({ status: 499 });

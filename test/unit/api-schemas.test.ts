@@ -377,3 +377,13 @@ describe('parseGenerateRequest', () => {
     expectRejection(parseGenerateRequest, body, want);
   });
 });
+
+describe('logit_bias', () => {
+  it('is refused when it would change the output, accepted when empty', () => {
+    const base = { model: 'm', messages: [{ role: 'user', content: 'hi' }] };
+    expect(() => parseChatCompletionRequest({ ...base, logit_bias: { '42': -100 } })).toThrow(/logit_bias/);
+    expect(() => parseCompletionRequest({ model: 'm', prompt: 'hi', logit_bias: { '42': 5 } })).toThrow(/logit_bias/);
+    expect(parseChatCompletionRequest({ ...base, logit_bias: {} }).model).toBe('m');
+    expect(parseChatCompletionRequest({ ...base, logit_bias: null }).model).toBe('m');
+  });
+});

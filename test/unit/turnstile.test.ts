@@ -22,9 +22,16 @@ describe('Turnstile', () => {
     expect(order).toEqual(['c', 'd']);
     leaveC();
     leaveD();
-    // Both places are free again.
-    (await turnstile.enter(never))();
-    (await turnstile.enter(never))();
+    // Both places are free again: two holders at once get in, a third waits.
+    const first = await turnstile.enter(never);
+    const second = await turnstile.enter(never);
+    let thirdIn = false;
+    const third = turnstile.enter(never).then((leave) => ((thirdIn = true), leave));
+    await Promise.resolve();
+    expect(thirdIn).toBe(false);
+    first();
+    (await third)();
+    second();
   });
 
   it('drops an aborted waiter from the line', async () => {

@@ -115,14 +115,6 @@ export function attrFloat(name: string, value: number): AttributeProto {
   return { name, type: onnx.AttributeProto.AttributeType.FLOAT, f: value };
 }
 
-export function attrString(name: string, value: string): AttributeProto {
-  return { name, type: onnx.AttributeProto.AttributeType.STRING, s: new TextEncoder().encode(value) };
-}
-
-export function attrTensor(name: string, value: TensorProto): AttributeProto {
-  return { name, type: onnx.AttributeProto.AttributeType.TENSOR, t: value };
-}
-
 export function nodeProto(
   opType: string,
   inputs: readonly string[],
