@@ -89,6 +89,7 @@ async function fetchOnce(opts: FetchOptions): Promise<string> {
   await mkdir(parent, { recursive: true });
   await removeAbandonedDownloads(parent, version);
   const temporary = await mkdtemp(path.join(parent, `${version}${TEMP_MARK}${process.pid}-`));
+  downloadsInProgress.add(temporary);
   try {
     await downloadFiles(s3, bucket, manifest, temporary, { partSize, concurrency, singleStream: opts.singleStream ?? false });
     await writeFile(path.join(temporary, MANIFEST_FILE), stored.bytes);
@@ -98,6 +99,8 @@ async function fetchOnce(opts: FetchOptions): Promise<string> {
   } catch (error) {
     await rm(temporary, { recursive: true, force: true });
     throw error;
+  } finally {
+    downloadsInProgress.delete(temporary);
   }
 }
 
@@ -280,14 +283,22 @@ async function moveIntoPlace(temporary: string, target: string, manifest: ModelM
 
 const TEMP_MARK = '.download-';
 
-/** Removes temp folders of downloads whose process died mid-way (the rename never happened). */
+/** Temp folders this process is downloading into right now. */
+const downloadsInProgress = new Set<string>();
+
+/**
+ * Removes temp folders of downloads whose process died mid-way (the rename never happened).
+ * A folder with this process's pid but not in progress here was left by an earlier process
+ * that had the same pid: Lambda restarts its runtime with the same /tmp and often the same pid.
+ */
 async function removeAbandonedDownloads(parent: string, version: string): Promise<void> {
   const prefix = `${version}${TEMP_MARK}`;
   for (const entry of await readdir(parent)) {
     if (!entry.startsWith(prefix)) continue;
+    const folder = path.join(parent, entry);
     const pid = Number(entry.slice(prefix.length).split('-')[0]);
-    if (pid === process.pid || isProcessAlive(pid)) continue;
-    await rm(path.join(parent, entry), { recursive: true, force: true });
+    if (downloadsInProgress.has(folder) || (pid !== process.pid && isProcessAlive(pid))) continue;
+    await rm(folder, { recursive: true, force: true });
   }
 }
 

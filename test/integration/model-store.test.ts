@@ -262,8 +262,12 @@ describe('fetch', () => {
     const { name, version } = await pushedCopy();
     const cacheDir = await emptyCacheDir();
     const abandoned = path.join(cacheDir, name, `${version}.download-999999999-abc123`);
-    await mkdir(path.join(abandoned, 'onnx'), { recursive: true });
-    await writeFile(path.join(abandoned, 'onnx', 'partial'), 'half');
+    // Left by an earlier runtime that had this process's pid (Lambda reuses /tmp and often the pid).
+    const samePid = path.join(cacheDir, name, `${version}.download-${process.pid}-old123`);
+    for (const folder of [abandoned, samePid]) {
+      await mkdir(path.join(folder, 'onnx'), { recursive: true });
+      await writeFile(path.join(folder, 'onnx', 'partial'), 'half');
+    }
     await fetchModelPackage({ s3, bucket, name, version, cacheDir });
     expect(await readdir(path.join(cacheDir, name))).toEqual([version]);
   });
