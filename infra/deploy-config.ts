@@ -71,6 +71,8 @@ const deploySchema = z
     certificate_arn: z.string().regex(/^arn:aws[a-z-]*:acm:us-east-1:\d{12}:certificate\/[\w-]+$/, 'expected an ACM certificate ARN in us-east-1').optional(),
     // Bump to push a rotated origin secret to CloudFront (see infra/origin-protection.ts).
     origin_secret_rotation: z.number().int().min(1).default(1),
+    // Global tables replicate last-writer-wins, so only one region's replica can count exactly.
+    limits_in_primary_region: z.boolean().default(true),
     models: z.array(modelSchema).default([]),
   })
   .strict()
@@ -111,6 +113,11 @@ export interface DeployConfig {
   readonly keyBudgetAlertPercents: readonly number[];
   readonly logRetentionDays: number;
   readonly originSecretRotation: number;
+  /**
+   * Gateways in the other regions send admission writes to the primary region's replica: limits
+   * exact across regions, one cross-region round trip per write. False: per-region limits.
+   */
+  readonly limitsInPrimaryRegion: boolean;
   /** Custom domain of the CloudFront distribution, with its ACM certificate (us-east-1). */
   readonly customDomain?: { readonly domainName: string; readonly certificateArn: string };
   readonly models: readonly ModelDeployment[];
@@ -162,6 +169,7 @@ export function deployConfigFrom(raw: unknown, context: DeployContext = {}): Dep
     keyBudgetAlertPercents: alarmed,
     logRetentionDays: deploy.log_retention_days,
     originSecretRotation: deploy.origin_secret_rotation,
+    limitsInPrimaryRegion: deploy.limits_in_primary_region,
     customDomain:
       deploy.domain_name !== undefined && deploy.certificate_arn !== undefined
         ? { domainName: deploy.domain_name, certificateArn: deploy.certificate_arn }

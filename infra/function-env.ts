@@ -10,6 +10,11 @@ export const GATEWAY_ENV = {
   modelFunctionUrls: 'AIGW_MODEL_FUNCTION_URLS',
   /** Secrets Manager secret id (name) holding the CloudFront origin secret, replicated per region. */
   originSecretId: 'AIGW_ORIGIN_SECRET_ID',
+  /**
+   * Region whose replica takes every admission write (LIMITS#, USAGE#): the primary's, so limits
+   * are exact across regions. Unset: the local replica (the primary itself, or per-region limits).
+   */
+  limitsRegion: 'AIGW_LIMITS_REGION',
 } as const;
 
 /** Variables of a model function. */

@@ -130,6 +130,7 @@ export class RegionalStack extends Stack {
       invokeMode: InvokeMode.RESPONSE_STREAM,
     });
     this.table.grantReadWriteData(this.gateway);
+    this.sendLimitsToPrimary(config);
     this.gateway.addToRolePolicy(
       new PolicyStatement({
         actions: ['secretsmanager:GetSecretValue'],
@@ -226,6 +227,24 @@ export class RegionalStack extends Stack {
     new CfnOutput(this, 'GatewayUrl', { value: this.gatewayUrl.url, description: 'gateway function URL (call it through CloudFront)' });
     new CfnOutput(this, 'ModelBucketName', { value: this.modelBucket.bucketName, description: 'push models here (AIGW_MODEL_BUCKET)' });
     new CfnOutput(this, 'TableName', { value: this.table.tableName });
+  }
+
+  /**
+   * Global tables replicate last-writer-wins, so admission writes all go to the primary region's
+   * replica (the others differ only by region in their ARN) for limits exact across regions.
+   */
+  private sendLimitsToPrimary(config: DeployConfig): void {
+    if (this.isPrimary || !config.limitsInPrimaryRegion) return;
+    const primaryRegion = config.regions[0]!;
+    this.gateway.addEnvironment(GATEWAY_ENV.limitsRegion, primaryRegion);
+    const primaryTableArn = this.formatArn({
+      service: 'dynamodb',
+      region: primaryRegion,
+      resource: 'table',
+      resourceName: tableSchema().tableName,
+    });
+    // The same data actions as the local grant, on that one table ARN.
+    TableV2.fromTableArn(this, 'PrimaryTable', primaryTableArn).grantReadWriteData(this.gateway);
   }
 
   private declareTable(config: DeployConfig): ITableV2 {

@@ -47,15 +47,16 @@ describe('table across regions', () => {
     ]);
   });
 
-  it('the other region declares no table; its gateway uses the local replica', () => {
+  it('the other region declares no table; its gateway uses the local replica and, for limits, the primary one', () => {
     const template = synth.template(secondary);
     template.resourceCountIs('AWS::DynamoDB::GlobalTable', 0);
     template.resourceCountIs('AWS::DynamoDB::Table', 0);
     const statements = roleStatements(template, secondary.gateway).filter((statement) =>
       actionsOf([statement]).some((action) => action.startsWith('dynamodb:')),
     );
-    expect(statements.map((statement) => statement.Resource)).toEqual([
+    expect(statements.flatMap((statement) => statement.Resource)).toEqual([
       { 'Fn::Join': ['', ['arn:aws:dynamodb:us-west-2:', { Ref: 'AWS::AccountId' }, `:table/${tableSchema().tableName}`]] },
+      { 'Fn::Join': ['', ['arn:aws:dynamodb:eu-west-1:', { Ref: 'AWS::AccountId' }, `:table/${tableSchema().tableName}`]] },
     ]);
     expect(secondary.dependencies).toContain(primary);
   });
