@@ -16,6 +16,7 @@ describe('deploy config', () => {
       keyBudgetAlertPercents: [50, 80, 100],
       logRetentionDays: 180,
       originSecretRotation: 1,
+      limitsInPrimaryRegion: true,
       customDomain: undefined,
       models: [],
       gatewayToml: '[gateway]\nport = 9000\n',

@@ -49,7 +49,9 @@ describe('limits in the primary region (the default)', () => {
 
   it('lets the secondary gateway read and write the primary replica with the same actions as its own', () => {
     const statements = dynamoStatements(synth, secondary);
-    expect(statements.flatMap(resourcesOf)).toEqual([tableArn('ap-southeast-2'), tableArn('eu-west-1')]);
+    const resources = statements.flatMap(resourcesOf);
+    expect(resources).toHaveLength(2);
+    expect(resources).toEqual(expect.arrayContaining([tableArn('ap-southeast-2'), tableArn('eu-west-1')]));
     const actionsOn = (region: string) =>
       actionsOf(statements.filter((statement) => JSON.stringify(resourcesOf(statement)).includes(`dynamodb:${region}:`))).sort();
     expect(actionsOn('eu-west-1')).toEqual(actionsOn('ap-southeast-2'));
