@@ -5,7 +5,7 @@ import { Metrics } from '@aws-lambda-powertools/metrics';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { GATEWAY_ENV } from '../infra/function-env.js';
 import { GATEWAY_SERVICE_NAME, METRIC_NAMESPACE } from '../infra/metric-names.js';
-import { readGatewayConfig, readModelFunctions } from '../src/adapters/gateway-function-config.js';
+import { readGatewayConfig, readGatewayStores, readModelFunctions } from '../src/adapters/gateway-function-config.js';
 import { streamingHandler } from '../src/adapters/lambda-streaming.js';
 import { withOriginSecret } from '../src/adapters/origin-guard.js';
 import { originSecretSource } from '../src/adapters/origin-secret-source.js';
@@ -14,7 +14,6 @@ import { sigv4Signer } from '../src/backends/sigv4-signer.js';
 import { upstreamBackend } from '../src/backends/upstream-backend.js';
 import { ResponseCache } from '../src/cache/index.js';
 import { createGateway } from '../src/gateway.js';
-import { createDynamoDbClient, type Store } from '../src/store/index.js';
 
 function required(name: string): string {
   const value = process.env[name];
@@ -27,10 +26,8 @@ const config = readGatewayConfig();
 const serviceName = process.env.POWERTOOLS_SERVICE_NAME ?? GATEWAY_SERVICE_NAME;
 const logger = new Logger({ serviceName, logLevel: config.monitoring.log_level.toUpperCase() as 'INFO' });
 const metrics = config.monitoring.metrics === 'emf' ? new Metrics({ namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? METRIC_NAMESPACE, serviceName }) : undefined;
-const store: Store = {
-  client: createDynamoDbClient({ region, requestTimeoutMs: config.dynamodb.timeout_ms }),
-  tableName: required(GATEWAY_ENV.tableName),
-};
+// Keys and cache read the local replica; admission writes go where AIGW_LIMITS_REGION says.
+const stores = readGatewayStores({ region, tableName: required(GATEWAY_ENV.tableName), requestTimeoutMs: config.dynamodb.timeout_ms });
 
 // Model functions sit behind AWS_IAM function URLs: every call is SigV4-signed with the function's role.
 const signer = sigv4Signer({ region, service: 'lambda' });
@@ -53,13 +50,13 @@ const backends = new Map(
 const gateway = createGateway({
   backends,
   defaultModel: modelFunctions[0]?.name ?? '',
-  authenticate: (presented) => authenticateApiKey(store, presented),
+  authenticate: (presented) => authenticateApiKey(stores.local, presented),
   logger,
   metrics,
   maxRequestBytes: config.gateway.max_request_bytes,
   logPrompts: config.gateway.log_prompts,
   admission: {
-    control: new AdmissionControl(store, { leaseSeconds: config.admission.lease_seconds }),
+    control: new AdmissionControl(stores.limits, { leaseSeconds: config.admission.lease_seconds }),
     plans: config.plans,
     failOpen: config.admission.fail_open,
     // Each model function's reserved concurrency is its hard cap; no second cap here.
@@ -67,7 +64,7 @@ const gateway = createGateway({
     budgetAlertPercents: config.admission.budget_alert_percents,
   },
   cache: {
-    cache: new ResponseCache(store, { maxEntryBytes: config.cache.max_entry_bytes }, {
+    cache: new ResponseCache(stores.local, { maxEntryBytes: config.cache.max_entry_bytes }, {
       onError: (op, error) => logger.warn(`cache ${op} failed`, { error: String(error) }),
     }),
     config: { ttlSeconds: config.cache.ttl, shared: config.cache.shared, maxEntryBytes: config.cache.max_entry_bytes },

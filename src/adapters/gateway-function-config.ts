@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { GATEWAY_ENV, readModelFunctionUrls, type ModelFunctionUrl } from '../../infra/function-env.js';
 import type { ModelPrice } from '../admission/pricing.js';
 import { ConfigError, parseConfig, type AigwConfig } from '../config/index.js';
+import { createDynamoDbClient, type Store } from '../store/index.js';
 
 /** The deploying project's aigw.toml, as TOML text; unset means every default. */
 export const GATEWAY_CONFIG_ENV = 'AIGW_CONFIG';
@@ -64,4 +65,34 @@ export function readModelFunctions(env: Record<string, string | undefined> = pro
     }
     return { ...url, ...extras.data };
   });
+}
+
+/** The gateway's two views of the table. */
+export interface GatewayStores {
+  /** API keys and the response cache: the local replica. */
+  readonly local: Store;
+  /**
+   * Every admission write (LIMITS#, USAGE#): the replica in AIGW_LIMITS_REGION (the primary
+   * region, so limits are exact across regions), or the same store as `local` when unset.
+   */
+  readonly limits: Store;
+}
+
+export interface GatewayStoresOptions {
+  /** The function's own region (AWS_REGION). */
+  readonly region: string;
+  readonly tableName: string;
+  readonly requestTimeoutMs: number;
+}
+
+/** Builds the stores from AIGW_LIMITS_REGION; a global table's replicas share their name. */
+export function readGatewayStores(options: GatewayStoresOptions, env: Record<string, string | undefined> = process.env): GatewayStores {
+  const storeIn = (region: string): Store => ({
+    client: createDynamoDbClient({ region, requestTimeoutMs: options.requestTimeoutMs }),
+    tableName: options.tableName,
+  });
+  const local = storeIn(options.region);
+  const limitsRegion = env[GATEWAY_ENV.limitsRegion];
+  if (limitsRegion === undefined || limitsRegion === '' || limitsRegion === options.region) return { local, limits: local };
+  return { local, limits: storeIn(limitsRegion) };
 }
