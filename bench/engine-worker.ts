@@ -31,8 +31,29 @@ export interface CaseResult extends RunTiming {
 
 const SAMPLING = { temperature: 0.7, topP: 0.9 };
 
+/** aigw and the floor alternating in one process: per-token cost without process-to-process noise. */
+export interface PairedResult {
+  aigwMsPerToken: number;
+  floorMsPerToken: number;
+}
+
 async function main(): Promise<void> {
-  const spec = JSON.parse(process.argv[2]!) as BenchCase;
+  const spec = JSON.parse(process.argv[2]!) as BenchCase & { paired?: boolean };
+  if (spec.paired) {
+    const aigw = await prepareAigw(spec);
+    const floor = await prepareFloor(spec);
+    await aigw(8);
+    await floor(8);
+    const aigwRuns: number[] = [];
+    const floorRuns: number[] = [];
+    for (let i = 0; i < spec.repeats; i++) {
+      floorRuns.push((await floor(spec.newTokens)).msPerToken);
+      aigwRuns.push((await aigw(spec.newTokens)).msPerToken);
+    }
+    const result: PairedResult = { aigwMsPerToken: median(aigwRuns), floorMsPerToken: median(floorRuns) };
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+    return;
+  }
   const runOnce = await prepare(spec);
   await runOnce(8); // warm-up: first-run allocations and lazy initialisation stay out of the numbers
   const timings: RunTiming[] = [];

@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 import { loadTokenizer } from '../src/engine/tokenizer.js';
 import { buildModelPackage } from '../tools/model-builder/index.js';
 import { presetShape } from '../tools/model-builder/presets.js';
-import type { BenchCase, CaseResult, Mode, Runner } from './engine-worker.js';
+import type { BenchCase, CaseResult, Mode, PairedResult, Runner } from './engine-worker.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const MODELS = path.join(ROOT, 'bench', 'models');
@@ -55,13 +55,15 @@ async function promptIds(modelDir: string): Promise<number[]> {
   return ids.slice(0, PROMPT_TOKENS);
 }
 
-async function runCase(spec: BenchCase): Promise<CaseResult> {
+async function runCase(spec: BenchCase): Promise<CaseResult>;
+async function runCase(spec: BenchCase & { paired: true }): Promise<PairedResult>;
+async function runCase(spec: BenchCase & { paired?: boolean }): Promise<CaseResult | PairedResult> {
   const worker = path.join(ROOT, 'bench', 'engine-worker.ts');
   const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', worker, JSON.stringify(spec)], {
     cwd: ROOT,
     maxBuffer: 1 << 20,
   });
-  return JSON.parse(stdout.trim().split('\n').at(-1)!) as CaseResult;
+  return JSON.parse(stdout.trim().split('\n').at(-1)!) as CaseResult | PairedResult;
 }
 
 function table(rows: Row[], modelBytes: Record<string, number>): string {
@@ -88,6 +90,7 @@ function table(rows: Row[], modelBytes: Record<string, number>): string {
 
 async function main(): Promise<void> {
   const rows: Row[] = [];
+  const paired: { layout: string; mode: Mode; aigwMsPerToken: number; floorMsPerToken: number }[] = [];
   const modelBytes: Record<string, number> = {};
   for (const layout of ['optimum', 'genai'] as const) {
     const modelDir = await ensureBenchModel(layout);
@@ -118,6 +121,11 @@ async function main(): Promise<void> {
         results.set(key, [...(results.get(key) ?? []), result]);
       }
     }
+    for (const mode of ['greedy', 'sampling'] as const) {
+      console.error(`${layout} ${mode}: aigw and the floor alternating in one process ...`);
+      const pair = await runCase({ runner: 'aigw', mode, layout, modelDir, promptIds: ids, newTokens: NEW_TOKENS, threads: THREADS, repeats: 7, paired: true });
+      paired.push({ layout, mode, ...pair });
+    }
     for (const { runner, mode } of cases) {
       const runs = results.get(`${runner}/${mode}`)!;
       const mean = (pick: (r: CaseResult) => number) => runs.reduce((sum, r) => sum + pick(r), 0) / runs.length;
@@ -133,11 +141,18 @@ async function main(): Promise<void> {
       });
     }
   }
-  const markdown = table(rows, modelBytes);
+  const pairedTable = [
+    '| layout | mode | floor ms/token | aigw ms/token | aigw vs floor |',
+    '|---|---|---:|---:|---:|',
+    ...paired.map((p) => `| ${p.layout} | ${p.mode} | ${p.floorMsPerToken.toFixed(2)} | ${p.aigwMsPerToken.toFixed(2)} | ${(p.aigwMsPerToken / p.floorMsPerToken).toFixed(3)}x |`),
+    '',
+    'Same process, floor and aigw alternating, median of 7 runs each: the per-token cost of the engine over bare decoder steps.',
+  ].join('\n');
+  const markdown = `${table(rows, modelBytes)}\n\n${pairedTable}`;
   await mkdir(path.join(ROOT, 'bench', 'results'), { recursive: true });
   await writeFile(
     path.join(ROOT, 'bench', 'results', 'engine.json'),
-    `${JSON.stringify({ date: new Date().toISOString(), promptTokens: PROMPT_TOKENS, newTokens: NEW_TOKENS, threads: THREADS, modelBytes, rows }, null, 2)}\n`,
+    `${JSON.stringify({ date: new Date().toISOString(), promptTokens: PROMPT_TOKENS, newTokens: NEW_TOKENS, threads: THREADS, modelBytes, rows, paired }, null, 2)}\n`,
   );
   console.log(markdown);
 }
