@@ -16,8 +16,8 @@ export interface DecoderState {
 export type KvLayout = 'optimum' | 'genai';
 
 /**
- * optimum: the cache grows each step (present = concat(past, new)); we pre-allocate each present
- * output so onnxruntime writes straight into the buffer we feed back next step.
+ * optimum: the cache grows each step (present = concat(past, new)); each step's present outputs
+ * are fed back as the next step's past, unchanged.
  * genai: past and present share one buffer of `maxLength` per layer that GroupQueryAttention
  * updates in place, so no per-step copy of the cache happens at all.
  */
@@ -70,7 +70,7 @@ abstract class BaseState implements DecoderState {
     return lastRow(outputs[this.io.logits]!);
   }
 
-  /** Adds the cache tensors to the feeds and the pre-allocated present buffers to the fetches. */
+  /** Adds the cache tensors to the feeds and the present outputs (or their buffers) to the fetches. */
   protected abstract bindCache(feeds: Record<string, Tensor>, fetches: Record<string, Tensor | null>, total: number): void;
   protected afterRun(_outputs: InferenceSession.ReturnType): void {}
 
@@ -85,30 +85,24 @@ abstract class BaseState implements DecoderState {
 
 class GrowingCacheState extends BaseState {
   private past: Tensor[] = [];
-  /** Present buffers of the run in flight; they become `past` once it succeeds. */
-  private pending: Tensor[] = [];
 
-  protected bindCache(feeds: Record<string, Tensor>, fetches: Record<string, Tensor | null>, total: number): void {
+  protected bindCache(feeds: Record<string, Tensor>, fetches: Record<string, Tensor | null>): void {
     if (this.past.length === 0) {
       const empty = this.newKvTensor(0);
       this.past = this.io.layers.flatMap(() => [empty, empty]);
     }
-    const present: Tensor[] = [];
     this.io.layers.forEach((layer, i) => {
       feeds[layer.pastKey] = this.past[2 * i]!;
       feeds[layer.pastValue] = this.past[2 * i + 1]!;
-      const key = this.newKvTensor(total);
-      const value = this.newKvTensor(total);
-      fetches[layer.presentKey] = key;
-      fetches[layer.presentValue] = value;
-      present.push(key, value);
+      // onnxruntime allocates each present tensor; it becomes next step's past as it is.
+      // (Pre-allocating them from JS measured slower: 1.12x the bare loop instead of ~1.0x.)
+      fetches[layer.presentKey] = null;
+      fetches[layer.presentValue] = null;
     });
-    this.pending = present;
   }
 
-  protected afterRun(): void {
-    this.past = this.pending;
-    this.pending = [];
+  protected afterRun(outputs: InferenceSession.ReturnType): void {
+    this.past = this.io.layers.flatMap((layer) => [outputs[layer.presentKey]!, outputs[layer.presentValue]!]);
   }
 }
 
