@@ -4,83 +4,36 @@
 import '../helpers/awslambda-shim.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { functionUrlEvent, invokeStreaming } from '../helpers/awslambda-shim.js';
-import { startSecretsManagerServer, type SecretsManagerServer } from '../helpers/secrets-manager-server.js';
-import { sigv4Verifier, type VerifiedGateway } from '../helpers/sigv4-verifier.js';
-import { ensureTestModel } from '../helpers/test-models.js';
-import { providedDynamoDb, createTestStore } from '../setup/store.js';
+import { FIXTURE_MODEL_ID as MODEL_ID, startGatewayFunction, type GatewayFunctionFixture } from '../helpers/gateway-function-fixture.js';
+import type { VerifiedGateway } from '../helpers/sigv4-verifier.js';
+import { createTestStore } from '../setup/store.js';
 import { GATEWAY_ENV } from '../../infra/function-env.js';
-import { ORIGIN_SECRET_HEADER, ORIGIN_SECRET_NAME } from '../../infra/origin-protection.js';
+import { ORIGIN_SECRET_HEADER } from '../../infra/origin-protection.js';
 import type { LambdaFunctionURLEvent, StreamingLambdaHandler } from '../../src/adapters/lambda-streaming.js';
-import { serveNode, type NodeServer } from '../../src/adapters/node-server.js';
 import { createApiKey } from '../../src/admission/index.js';
-import { engineBackend } from '../../src/backends/engine-backend.js';
-import { loadModel } from '../../src/engine/index.js';
-import { createGateway } from '../../src/gateway.js';
 
-const MODEL_ID = 'aigw-demo';
 const CURRENT = 'current-origin-secret-0123456789abcdef';
 const PREVIOUS = 'previous-origin-secret-0123456789abcdef';
 
+let fixture: GatewayFunctionFixture;
 let handler: StreamingLambdaHandler;
 let apiKey: string;
-let secrets: SecretsManagerServer;
 let verifier: VerifiedGateway;
-let modelFunction: NodeServer;
 
 beforeAll(async () => {
-  const dynamo = providedDynamoDb();
   const store = await createTestStore('lambda-gateway-fn');
   apiKey = (await createApiKey(store, { name: 'lambda' })).key;
-
-  const model = await loadModel(await ensureTestModel({ layout: 'optimum', precision: 'int4' }), { threads: 1 });
-  const core = createGateway({
-    backends: new Map([[MODEL_ID, engineBackend(model, MODEL_ID)]]),
-    defaultModel: MODEL_ID,
-    logger: { info: () => undefined },
-    maxRequestBytes: 1024 * 1024,
-    logPrompts: false,
-  });
-  // The role credentials the gateway signs with are the ones AWS_IAM auth checks.
-  verifier = sigv4Verifier(core, { credentials: dynamo.credentials, region: dynamo.region, service: 'lambda' });
-  modelFunction = await serveNode(verifier.gateway, { host: '127.0.0.1', port: 0 });
-
-  secrets = await startSecretsManagerServer();
-  secrets.setSecret(ORIGIN_SECRET_NAME, { AWSCURRENT: CURRENT, AWSPREVIOUS: PREVIOUS });
-
-  Object.assign(process.env, {
-    AWS_REGION: dynamo.region,
-    AWS_ACCESS_KEY_ID: dynamo.credentials.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: dynamo.credentials.secretAccessKey,
-    AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
-    AWS_ENDPOINT_URL_SECRETS_MANAGER: secrets.endpoint,
-    [GATEWAY_ENV.tableName]: store.tableName,
-    [GATEWAY_ENV.originSecretId]: ORIGIN_SECRET_NAME,
-    [GATEWAY_ENV.modelFunctionUrls]: JSON.stringify([
-      {
-        name: MODEL_ID,
-        version: '3',
-        url: modelFunction.url,
-        contextLength: 2048,
-        price: { inputMicrosPerMillionTokens: 100_000, outputMicrosPerMillionTokens: 400_000 },
-      },
-    ]),
+  fixture = await startGatewayFunction({
+    tableName: store.tableName,
+    originSecret: { AWSCURRENT: CURRENT, AWSPREVIOUS: PREVIOUS },
     // The project's aigw.toml, [deploy] included: the function ignores the CDK app's section.
-    AIGW_CONFIG: [
-      '[deploy]',
-      'regions = ["us-east-1"]',
-      '[monitoring]',
-      'log_level = "error"',
-      'metrics = "off"',
-      '[plans.free]',
-      'requests_per_minute = 100',
-    ].join('\n'),
+    config: ['[deploy]', 'regions = ["us-east-1"]', '[monitoring]', 'log_level = "error"', 'metrics = "off"', '[plans.free]', 'requests_per_minute = 100'],
   });
-  ({ handler } = await import('../../functions/gateway.js'));
+  ({ handler, verifier } = fixture);
 });
 
 afterAll(async () => {
-  await modelFunction?.close(0);
-  await secrets?.stop();
+  await fixture?.close();
 });
 
 function event(name: string, secret?: string): LambdaFunctionURLEvent {

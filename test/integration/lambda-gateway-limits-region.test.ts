@@ -5,30 +5,22 @@ import '../helpers/awslambda-shim.js';
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { functionUrlEvent, invokeStreaming } from '../helpers/awslambda-shim.js';
-import { startSecretsManagerServer, type SecretsManagerServer } from '../helpers/secrets-manager-server.js';
-import { sigv4Verifier } from '../helpers/sigv4-verifier.js';
-import { ensureTestModel } from '../helpers/test-models.js';
+import { startGatewayFunction, type GatewayFunctionFixture } from '../helpers/gateway-function-fixture.js';
 import { providedDynamoDb, createTestStore } from '../setup/store.js';
 import { GATEWAY_ENV } from '../../infra/function-env.js';
-import { ORIGIN_SECRET_HEADER, ORIGIN_SECRET_NAME } from '../../infra/origin-protection.js';
+import { ORIGIN_SECRET_HEADER } from '../../infra/origin-protection.js';
 import type { StreamingLambdaHandler } from '../../src/adapters/lambda-streaming.js';
-import { serveNode, type NodeServer } from '../../src/adapters/node-server.js';
 import { createApiKey } from '../../src/admission/index.js';
-import { engineBackend } from '../../src/backends/engine-backend.js';
-import { loadModel } from '../../src/engine/index.js';
-import { createGateway } from '../../src/gateway.js';
 import { createDynamoDbClient, ensureTable, itemKeys, tableSchema, type Store } from '../../src/store/index.js';
 
-const MODEL_ID = 'aigw-demo';
 const SECRET = 'origin-secret-0123456789abcdef0123';
 
+let fixture: GatewayFunctionFixture;
 let handler: StreamingLambdaHandler;
 let apiKey: string;
 let keyId: string;
 let local: Store;
 let primary: Store;
-let secrets: SecretsManagerServer;
-let modelFunction: NodeServer;
 
 async function partitionKeys(store: Store): Promise<string[]> {
   const out = await store.client.send(new ScanCommand({ TableName: store.tableName, ConsistentRead: true }));
@@ -49,46 +41,17 @@ beforeAll(async () => {
   apiKey = created.key;
   keyId = created.record.keyId;
 
-  const model = await loadModel(await ensureTestModel({ layout: 'optimum', precision: 'int4' }), { threads: 1 });
-  const core = createGateway({
-    backends: new Map([[MODEL_ID, engineBackend(model, MODEL_ID)]]),
-    defaultModel: MODEL_ID,
-    logger: { info: () => undefined },
-    maxRequestBytes: 1024 * 1024,
-    logPrompts: false,
+  fixture = await startGatewayFunction({
+    tableName: local.tableName,
+    originSecret: { AWSCURRENT: SECRET },
+    config: ['[monitoring]', 'log_level = "error"', 'metrics = "off"', '[plans.free]', 'requests_per_minute = 100'],
+    env: { [GATEWAY_ENV.limitsRegion]: primaryRegion },
   });
-  const verifier = sigv4Verifier(core, { credentials: dynamo.credentials, region: dynamo.region, service: 'lambda' });
-  modelFunction = await serveNode(verifier.gateway, { host: '127.0.0.1', port: 0 });
-  secrets = await startSecretsManagerServer();
-  secrets.setSecret(ORIGIN_SECRET_NAME, { AWSCURRENT: SECRET });
-
-  Object.assign(process.env, {
-    AWS_REGION: dynamo.region,
-    AWS_ACCESS_KEY_ID: dynamo.credentials.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: dynamo.credentials.secretAccessKey,
-    AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
-    AWS_ENDPOINT_URL_SECRETS_MANAGER: secrets.endpoint,
-    [GATEWAY_ENV.tableName]: local.tableName,
-    [GATEWAY_ENV.originSecretId]: ORIGIN_SECRET_NAME,
-    [GATEWAY_ENV.limitsRegion]: primaryRegion,
-    [GATEWAY_ENV.modelFunctionUrls]: JSON.stringify([
-      {
-        name: MODEL_ID,
-        version: '3',
-        url: modelFunction.url,
-        contextLength: 2048,
-        price: { inputMicrosPerMillionTokens: 100_000, outputMicrosPerMillionTokens: 400_000 },
-      },
-    ]),
-    AIGW_CONFIG: ['[monitoring]', 'log_level = "error"', 'metrics = "off"', '[plans.free]', 'requests_per_minute = 100'].join('\n'),
-  });
-  ({ handler } = await import('../../functions/gateway.js'));
+  ({ handler } = fixture);
 });
 
 afterAll(async () => {
-  delete process.env[GATEWAY_ENV.limitsRegion];
-  await modelFunction?.close(0);
-  await secrets?.stop();
+  await fixture?.close();
 });
 
 describe('a secondary region gateway with limits in the primary region', () => {
