@@ -5,11 +5,12 @@ import type { ApiKeyRecord } from './admission/index.js';
 import {
   ApiError,
   SSE_HEADERS,
+  clientClosedRequest,
   chatCompletion,
   chatCompletionChunk,
   errorResponse,
+  decodePathSegment,
   invalidApiKey,
-  malformedJson,
   methodNotAllowed,
   missingApiKey,
   modelList,
@@ -20,6 +21,7 @@ import {
   parseChatCompletionRequest,
   parseCompletionRequest,
   parseGenerateRequest,
+  parseJsonBody,
   payloadTooLarge,
   sseResponseBody,
   textCompletion,
@@ -185,7 +187,7 @@ function listModels(options: GatewayOptions, pathname: string, ctx: RequestConte
   if (pathname === '/v1/models') {
     return Response.json(modelList(visibleBackends(options, ctx.key).map((b) => modelObject(b.id, b.created, b.ownedBy))));
   }
-  const id = decodeURIComponent(pathname.slice('/v1/models/'.length));
+  const id = decodePathSegment(pathname.slice('/v1/models/'.length));
   const backend = resolveBackend(options, id, ctx.key);
   return Response.json(modelObject(backend.id, backend.created, backend.ownedBy));
 }
@@ -202,7 +204,10 @@ async function readJsonBody(request: Request, maxBytes: number): Promise<unknown
   if (request.body) {
     const reader = request.body.getReader();
     for (;;) {
-      const { done, value } = await reader.read();
+      // Reading fails only when the upload breaks off: the client is gone (499, not a 500).
+      const { done, value } = await reader.read().catch(() => {
+        throw clientClosedRequest();
+      });
       if (done) break;
       size += value.byteLength;
       if (size > maxBytes) {
@@ -212,12 +217,7 @@ async function readJsonBody(request: Request, maxBytes: number): Promise<unknown
       chunks.push(value);
     }
   }
-  const text = Buffer.concat(chunks).toString('utf8');
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw malformedJson();
-  }
+  return parseJsonBody(Buffer.concat(chunks).toString('utf8'));
 }
 
 interface NormalizedRequest {

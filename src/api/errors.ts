@@ -106,6 +106,13 @@ export function methodNotAllowed(method?: string, path?: string, allow?: readonl
   });
 }
 
+/** nginx's 499: the client went away (mid-upload or mid-answer); logged, never seen by anyone. */
+export function clientClosedRequest(): ApiError {
+  return new ApiError(499, 'The client closed the request before the response was complete.', {
+    code: 'client_closed_request',
+  });
+}
+
 export function errorBody(error: ApiError): ErrorBody {
   return { error: { message: error.message, type: error.type, param: error.param, code: error.code } };
 }
@@ -195,11 +202,7 @@ export function toApiError(error: unknown, opts: ToApiErrorOptions = {}): ApiErr
   if (error instanceof ModelPackageError || error instanceof TokenizerLoadError || error instanceof ChatTemplateError) {
     return new ApiError(503, MODEL_UNAVAILABLE, { code: 'model_unavailable' });
   }
-  if (isAbortError(error)) {
-    return new ApiError(499, 'The client closed the request before the response was complete.', {
-      code: 'client_closed_request',
-    });
-  }
+  if (isAbortError(error)) return clientClosedRequest();
   return new ApiError(500, GENERIC_SERVER_ERROR);
 }
 
