@@ -315,7 +315,7 @@ export class AdmissionControl {
         // No limit refused against the item we got back: it changed in between; try again.
         if (!failed && attempt < 3) continue;
         const reason = failed?.reason ?? conditions[0]!.reason;
-        throw new AdmissionRejectedError(reason, retryAfter(reason, windows), {});
+        throw new AdmissionRejectedError(reason, retryAfter(reason, windows, { item, nowSeconds: Math.floor(this.now() / 1000) }), {});
       }
     }
   }
