@@ -12,6 +12,9 @@ export {
   weightSourceOf,
 } from './weights.js';
 export {
+  type GraphLayerWeights,
+  type GraphWeightSource,
+  type LinearWeight,
   type LlamaGraphOptions,
   LlamaGraphError,
   type ModelLayout,
