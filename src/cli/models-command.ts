@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { packCommand } from './model-pack-command.js';
 import { listCommand, pushCommand } from './model-store-commands.js';
+import { optimizeCommand } from './models-optimize-command.js';
 
 export { CliUsageError, MODEL_BUCKET_ENV } from './model-store-commands.js';
 
@@ -14,5 +15,6 @@ export function modelsCommand(): Command {
     .description('model packages: pack a folder, push to and list the S3 model store')
     .addCommand(packCommand())
     .addCommand(pushCommand())
-    .addCommand(listCommand());
+    .addCommand(listCommand())
+    .addCommand(optimizeCommand());
 }

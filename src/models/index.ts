@@ -47,3 +47,12 @@ export {
   fetchModelPackage,
   type FetchOptions,
 } from './model-download.js';
+export { type QuantBits, type QuantizedMatrix, QUANT_BLOCK_SIZE, dequantize, quantizeMatrix, quantizeRows } from './block-quantize.js';
+export {
+  OptimizeError,
+  optimizeGraph,
+  optimizeModelPackage,
+  type OptimizeChanges,
+  type OptimizeGraphOptions,
+  type OptimizePackageOptions,
+} from './optimize.js';
