@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { importCommand } from './model-import-command.js';
 import { packCommand } from './model-pack-command.js';
 import { listCommand, pushCommand } from './model-store-commands.js';
+import { optimizeCommand } from './models-optimize-command.js';
 
 export { CliUsageError, MODEL_BUCKET_ENV } from './model-store-commands.js';
 
@@ -16,5 +17,6 @@ export function modelsCommand(): Command {
     .addCommand(packCommand())
     .addCommand(importCommand())
     .addCommand(pushCommand())
-    .addCommand(listCommand());
+    .addCommand(listCommand())
+    .addCommand(optimizeCommand());
 }
