@@ -82,7 +82,7 @@ export async function startGeneration(
   const hash =
     caching && (decision?.read || decision?.write)
       ? cacheKey({
-          modelVersion: backend.version,
+          modelVersion: prepared.version ?? backend.version,
           scope: cacheScope(caching.config, key?.keyId),
           input: request.input,
           params: { ...request.params, maxTokens: prepared.maxTokens },
@@ -107,6 +107,7 @@ export async function startGeneration(
             promptTokens: prepared.promptTokens,
             maxTokens: prepared.maxTokens,
             price: backend.price,
+            reserveMicros: prepared.reserveMicros,
             model: { id: backend.id, maxConcurrentRequests: admission.modelCaps.get(backend.id) ?? 0 },
           }),
         )
@@ -122,12 +123,13 @@ export async function startGeneration(
     finish(usage) {
       finished ??= (async () => {
         const promptTokens = usage.promptTokens ?? prepared.promptTokens;
+        const spent = prepared.spentMicros?.();
         const settled = admitted
-          ? await admission!.control.settle(admitted, { promptTokens, completionTokens: usage.completionTokens }).catch((error) => {
+          ? await admission!.control.settle(admitted, { promptTokens, completionTokens: usage.completionTokens, costMicros: spent }).catch((error) => {
               // The answer is generated: deliver it. The request's slot and reservation stay held
               // until its lease expires, and its cost is logged, not counted.
               request.warn('settling failed', error);
-              return { costMicros: costMicros(promptTokens, usage.completionTokens, backend.price), rollup: undefined };
+              return { costMicros: spent ?? costMicros(promptTokens, usage.completionTokens, backend.price), rollup: undefined };
             })
           : undefined;
         // Stored before the response ends, so a client repeating the request finds it.

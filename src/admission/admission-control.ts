@@ -84,6 +84,8 @@ export interface AdmissionRequest {
   /** The most completion tokens the request may produce. */
   maxTokens: number;
   price: ModelPrice;
+  /** Reserve this instead of the prompt and maxTokens at `price` (a fallback chain may use several prices). */
+  reserveMicros?: number;
   /** A cap on requests in flight for the model, across all keys; 0 or absent for none. */
   model?: { id: string; maxConcurrentRequests: number };
 }
@@ -138,7 +140,7 @@ export class AdmissionControl {
   /** Counts the request against every limit and reserves its largest cost, in one conditional write. */
   async admit(request: AdmissionRequest): Promise<Admission> {
     const windows = windowsAt(this.now());
-    const reservedMicros = costMicros(request.promptTokens, request.maxTokens, request.price);
+    const reservedMicros = request.reserveMicros ?? costMicros(request.promptTokens, request.maxTokens, request.price);
     const reservedTokens = request.promptTokens + request.maxTokens;
     const holdId = randomBytes(9).toString('base64url');
     const hold: Hold = {
@@ -168,20 +170,43 @@ export class AdmissionControl {
 
     // A second write, only when a per-model cap is configured: the model's item is shared by all keys.
     try {
-      await this.conditionalAdd(
-        itemKeys.modelLimits(request.model.id),
-        holdId,
-        { ...hold, usd: 0, tok: 0 },
-        { conc: 1 },
-        [{ attribute: 'conc', limit: cap, room: cap - 1, reason: 'model_max_concurrent_requests' }],
-        windows,
-      );
+      await this.addModelHold(request.model.id, cap, holdId, hold, windows);
     } catch (error) {
       // The key's slot was taken for nothing: give it back (with no spend).
       await this.release(admission, { promptTokens: 0, completionTokens: 0 }).catch(() => undefined);
       throw error;
     }
     return { ...admission, modelId: request.model.id };
+  }
+
+  /**
+   * A place among a model's requests in flight, across all keys and gateways, for one target of
+   * a fallback chain: the release function, or undefined when the model is at its cap. The place
+   * is a hold like a request's, so a gateway that dies holding it frees it after `leaseSeconds`.
+   */
+  async holdModelSlot(modelId: string, cap: number): Promise<(() => Promise<void>) | undefined> {
+    const windows = windowsAt(this.now());
+    const holdId = randomBytes(9).toString('base64url');
+    const hold: Hold = { exp: Math.floor(this.now() / 1000) + this.options.leaseSeconds, usd: 0, tok: 0, day: windows.day, month: windows.month };
+    try {
+      await this.addModelHold(modelId, cap, holdId, hold, windows);
+    } catch (error) {
+      if (error instanceof AdmissionRejectedError && error.reason === 'model_max_concurrent_requests') return undefined;
+      throw error;
+    }
+    let released: Promise<void> | undefined;
+    return () => (released ??= this.releaseModelHold(modelId, holdId));
+  }
+
+  private async addModelHold(modelId: string, cap: number, holdId: string, hold: Hold, windows: Windows): Promise<void> {
+    await this.conditionalAdd(
+      itemKeys.modelLimits(modelId),
+      holdId,
+      { ...hold, usd: 0, tok: 0 },
+      { conc: 1 },
+      [{ attribute: 'conc', limit: cap, room: cap - 1, reason: 'model_max_concurrent_requests' }],
+      windows,
+    );
   }
 
   /** A cache hit: it counts toward request rate limits but reserves and spends nothing. */
@@ -210,11 +235,12 @@ export class AdmissionControl {
    */
   async settle(
     admission: Admission,
-    usage: { promptTokens: number; completionTokens: number },
+    usage: { promptTokens: number; completionTokens: number; costMicros?: number },
   ): Promise<{ costMicros: number; rollup: Promise<void> }> {
-    const cost = costMicros(usage.promptTokens, usage.completionTokens, admission.price);
+    // A fallback chain knows its cost better than one price times the tokens.
+    const cost = usage.costMicros ?? costMicros(usage.promptTokens, usage.completionTokens, admission.price);
     const releases: Promise<void>[] = [this.release(admission, usage, cost)];
-    if (admission.modelId) releases.push(this.releaseModelHold(admission));
+    if (admission.modelId) releases.push(this.releaseModelHold(admission.modelId, admission.holdId));
     await Promise.all(releases);
     return { costMicros: cost, rollup: this.rollUpUsage(admission, usage, cost) };
   }
@@ -263,10 +289,10 @@ export class AdmissionControl {
     }
   }
 
-  private async releaseModelHold(admission: Admission): Promise<void> {
-    const key = itemKeys.modelLimits(admission.modelId!);
+  private async releaseModelHold(modelId: string, holdId: string): Promise<void> {
+    const key = itemKeys.modelLimits(modelId);
     try {
-      await this.store.client.send(new UpdateCommand(updateInput(this.store, key, { conc: -1 }, [`h_${admission.holdId}`], 'attribute_exists(#r0)')));
+      await this.store.client.send(new UpdateCommand(updateInput(this.store, key, { conc: -1 }, [`h_${holdId}`], 'attribute_exists(#r0)')));
     } catch (error) {
       // Already reclaimed as expired: nothing left to release.
       if (!(error instanceof ConditionalCheckFailedException)) throw unavailable(error);

@@ -19,6 +19,8 @@ export interface PreparedGeneration {
   maxTokens: number;
   /** Runs the generation; aborting the signal stops it within one decoder step. */
   run(signal: AbortSignal): AsyncIterable<GenerationEvent>;
+  /** The model version that will serve, when the backend picks it per request (a route); the cache keys by it. */
+  version?: string;
   /** What admission reserves when more than the prompt and maxTokens at `price` may be spent (a fallback chain). */
   reserveMicros?: number;
   /** What the run actually cost, when it used more than one price (a fallback chain); read once the run has ended. */

@@ -163,6 +163,7 @@ async function* runChain(options: FallbackChainOptions, run: ChainRun): AsyncGen
       report();
     };
     const continuing = partial.length > 0;
+    const last = index === options.targets.length - 1;
     if (!continuing && !run.prepared.has(index)) continue; // skipped when preparing (recorded there)
     if (continuing && !canContinue(backend, input)) {
       record('cannot_continue');
@@ -201,7 +202,9 @@ async function* runChain(options: FallbackChainOptions, run: ChainRun): AsyncGen
     let ended = false;
     try {
       for (;;) {
-        const next = await nextWithin(iterator, tokens === 0 ? options.firstTokenTimeoutMs : options.stallTimeoutMs, tokens === 0 ? 'first_token' : 'stall');
+        // The last target has nowhere to hand over to: only its backend's own timeouts apply.
+        const deadline = last ? undefined : tokens === 0 ? options.firstTokenTimeoutMs : options.stallTimeoutMs;
+        const next = await nextWithin(iterator, deadline, tokens === 0 ? 'first_token' : 'stall');
         if (next.done) throw new RoutingError('model_unavailable', 502, 'the target ended its stream without a finish');
         const event = next.value;
         if (event.type === 'token') {
@@ -263,9 +266,10 @@ async function prepareContinuation(backend: ModelBackend, run: ChainRun, partial
   return backend.prepare(continuationInput(run.input, partial), { ...run.params, maxTokens: Math.max(budget - shownTokens, 1) }, run.context);
 }
 
-/** The iterator's next result, or a DeadlineError after `ms`. */
-async function nextWithin<T>(iterator: AsyncIterator<T>, ms: number, kind: DeadlineError['kind']): Promise<IteratorResult<T>> {
+/** The iterator's next result, or a DeadlineError after `ms` (none without). */
+async function nextWithin<T>(iterator: AsyncIterator<T>, ms: number | undefined, kind: DeadlineError['kind']): Promise<IteratorResult<T>> {
   const next = iterator.next();
+  if (ms === undefined) return next;
   next.catch(() => undefined); // when the deadline wins, the late rejection is nobody's
   let timer: ReturnType<typeof setTimeout> | undefined;
   const late = new Promise<never>((_, reject) => {
