@@ -45,7 +45,7 @@ export async function serve(config: AigwConfig): Promise<void> {
     const modelDir = path.resolve(config.model.path);
     if (!(await exists(path.join(modelDir, 'manifest.json')))) {
       if (path.resolve(DEMO_MODEL_PATH) !== modelDir) {
-        throw new Error(`no model package at ${config.model.path} ([model] path): build one with \`aigw model pack <folder>\``);
+        throw new Error(`no model package at ${config.model.path} ([model] path): build one with \`aigw models pack <folder>\``);
       }
       say('building the demo model (random weights, a few seconds) ...');
       await ensureDemoModel(config);
