@@ -231,7 +231,8 @@ interface NormalizedRequest {
 function normalize(endpoint: Endpoint, body: unknown, defaultModel: string): NormalizedRequest {
   if (endpoint === 'chat') {
     const req: ChatCompletionRequest = parseChatCompletionRequest(body);
-    return { model: req.model, input: { kind: 'chat', messages: req.messages }, params: paramsOf(req), stream: req.stream, includeUsage: req.includeUsage };
+    const input: GenerationInput = { kind: 'chat', messages: req.messages, ...(req.continueFinalMessage ? { continueFinalMessage: true } : {}) };
+    return { model: req.model, input, params: paramsOf(req), stream: req.stream, includeUsage: req.includeUsage };
   }
   if (endpoint === 'completions') {
     const req: CompletionRequest = parseCompletionRequest(body);
@@ -268,7 +269,8 @@ async function generateResponse(
   const backend = resolveBackend(options, req.model, ctx.key);
   ctx.log.set({ model: backend.id, stream: req.stream });
   ctx.log.setPrompt(req.input);
-  const prepared = await backend.prepare(req.input, req.params);
+  // A routed model reads the headers (x-aigw-route) and logs its decisions and fallbacks.
+  const prepared = await backend.prepare(req.input, req.params, { headers: request.headers, report: (fields) => ctx.log.set(fields) });
   ctx.log.set({ promptTokens: prepared.promptTokens });
 
   const started = await startGeneration(options.admission, options.cache, {

@@ -185,7 +185,14 @@ async function* runChain(options: FallbackChainOptions, run: ChainRun): AsyncGen
       lastError = error;
       continue;
     }
-    const release = options.slots ? await options.slots.acquire(backend) : async () => undefined;
+    let release: (() => Promise<void>) | undefined;
+    try {
+      release = options.slots ? await options.slots.acquire(backend) : async () => undefined;
+    } catch (error) {
+      // The limits store is down: the request's own problem, not this target's.
+      permit.release();
+      throw error;
+    }
     if (!release) {
       permit.release();
       record('at_capacity');

@@ -5,5 +5,5 @@ export { canContinue, continuationInput } from './continuation.js';
 export { fallbackChain, triggerBeforeFirstToken, type AttemptRecord, type ChainTarget, type FallbackChainOptions, type FallbackTrigger, type TargetSlots } from './fallback-chain.js';
 export { ROUTE_HEADER, chooseRoute, lastUserMessage, wordPattern, type RouteCondition, type RouteDecision, type RouteFacts, type RouteRule, type RouteTable } from './route-rules.js';
 export { RoutingConfigError, withRouting, type RoutingOptions } from './router.js';
-export { routingOptionsOf } from './routing-config.js';
+export { routedModels, routingOptionsOf } from './routing-config.js';
 export { DeadlineError, RoutingError, type RoutingErrorCode } from './routing-errors.js';

@@ -1,8 +1,10 @@
 /** [routing] in aigw.toml, turned into route tables, fallback lists and breaker settings. */
+import type { AdmissionControl } from '../admission/index.js';
+import type { ModelBackend } from '../backends/model-backend.js';
 import type { AigwConfig } from '../config/index.js';
 import { CircuitBreakers } from './circuit-breaker.js';
 import type { TargetSlots } from './fallback-chain.js';
-import type { RoutingOptions } from './router.js';
+import { withRouting, type RoutingOptions } from './router.js';
 import { rulePattern, wordPattern, type RouteCondition, type RouteRule, type RouteTable } from './route-rules.js';
 
 type RoutingSection = AigwConfig['routing'];
@@ -32,4 +34,29 @@ function conditionOf(rule: RuleConfig): RouteCondition {
   if (rule.matches !== undefined) return { kind: 'matches', pattern: rulePattern(rule.matches) };
   if (rule.words !== undefined) return { kind: 'words', pattern: wordPattern(rule.words) };
   return { kind: 'header', value: rule.header! };
+}
+
+/**
+ * The gateway's models with [routing] applied, and the per-model caps admission still applies
+ * itself: a model served through a fallback chain has its cap applied per target by the chain
+ * (a target at its cap hands the request to the next), so admission must not count it twice.
+ */
+export function routedModels(
+  backends: ReadonlyMap<string, ModelBackend>,
+  modelCaps: ReadonlyMap<string, number>,
+  routing: RoutingSection,
+  control: AdmissionControl | undefined,
+): { backends: Map<string, ModelBackend>; modelCaps: Map<string, number> } {
+  const capped = control && [...modelCaps.values()].some((cap) => cap > 0);
+  const slots: TargetSlots | undefined = capped
+    ? {
+        acquire: async (target) => {
+          const cap = modelCaps.get(target.id) ?? 0;
+          return cap > 0 ? control.holdModelSlot(target.id, cap) : async () => undefined;
+        },
+      }
+    : undefined;
+  const routed = withRouting(backends, routingOptionsOf(routing, slots));
+  const chained = new Set([...Object.keys(routing.routes), ...Object.keys(routing.fallbacks)]);
+  return { backends: routed, modelCaps: new Map([...modelCaps].filter(([id]) => !chained.has(id))) };
 }
