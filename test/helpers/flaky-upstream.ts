@@ -22,6 +22,8 @@ export type FlakyBehavior =
 export interface FlakyRequest {
   path: string;
   body: Record<string, unknown>;
+  /** How it was answered. */
+  behavior: FlakyBehavior['kind'];
 }
 
 export interface FlakyUpstream {
@@ -31,6 +33,8 @@ export interface FlakyUpstream {
   /** How the next requests go, in order; after them, `always`'s behavior. */
   next(...behaviors: FlakyBehavior[]): void;
   always(behavior: FlakyBehavior): void;
+  /** Back to answering normally: queued behaviors dropped, requests forgotten. */
+  reset(): void;
   close(): Promise<void>;
 }
 
@@ -47,23 +51,22 @@ export async function startFlakyUpstream(options: FlakyUpstreamOptions): Promise
   let standing: FlakyBehavior = { kind: 'ok' };
   const requests: FlakyRequest[] = [];
   const sockets = new Set<Socket>();
-  // A refusal must happen before the request is read, so the behavior is taken per connection.
   const take = () => queue.shift() ?? standing;
-  const pending = new WeakMap<Socket, FlakyBehavior>();
 
   const server = createServer(async (req, res) => {
-    const behavior = pending.get(req.socket) ?? take();
-    pending.delete(req.socket);
+    const behavior = take();
     const body = await readJson(req);
-    requests.push({ path: req.url ?? '', body });
+    requests.push({ path: req.url ?? '', body, behavior: behavior.kind });
     await answer(behavior, req, res, body, options.label, replyTokens);
   });
   server.on('connection', (socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
-    const behavior = take();
-    if (behavior.kind === 'refuse') socket.resetAndDestroy();
-    else pending.set(socket, behavior);
+    // A refusal happens before any request is read: it is taken when the connection opens.
+    if ((queue[0] ?? standing).kind === 'refuse') {
+      queue.shift();
+      socket.resetAndDestroy();
+    }
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
@@ -72,6 +75,11 @@ export async function startFlakyUpstream(options: FlakyUpstreamOptions): Promise
     next: (...behaviors) => queue.push(...behaviors),
     always: (behavior) => {
       standing = behavior;
+    },
+    reset: () => {
+      queue.length = 0;
+      requests.length = 0;
+      standing = { kind: 'ok' };
     },
     close: () =>
       new Promise<void>((resolve) => {
