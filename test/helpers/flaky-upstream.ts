@@ -43,6 +43,8 @@ export interface FlakyUpstreamOptions {
   label: string;
   /** Tokens of a whole reply when max_tokens does not stop it first. */
   replyTokens?: number;
+  /** A pause before each token, to keep a request in flight for a while. */
+  tokenDelayMs?: number;
 }
 
 export async function startFlakyUpstream(options: FlakyUpstreamOptions): Promise<FlakyUpstream> {
@@ -57,7 +59,7 @@ export async function startFlakyUpstream(options: FlakyUpstreamOptions): Promise
     const behavior = take();
     const body = await readJson(req);
     requests.push({ path: req.url ?? '', body, behavior: behavior.kind });
-    await answer(behavior, req, res, body, options.label, replyTokens);
+    await answer(behavior, req, res, body, options.label, replyTokens, options.tokenDelayMs ?? 0);
   });
   server.on('connection', (socket) => {
     sockets.add(socket);
@@ -125,6 +127,7 @@ async function answer(
   body: Record<string, unknown>,
   label: string,
   replyTokens: number,
+  tokenDelayMs: number,
 ): Promise<void> {
   if (behavior.kind === 'stall') return; // the client's deadline ends it
   if (behavior.kind === 'status') {
@@ -156,7 +159,7 @@ async function answer(
     }
     send(delta(`${label}${start + i} `, null));
     // One token per write, so a cut after N tokens has sent exactly N.
-    await new Promise((resolve) => setImmediate(resolve));
+    await new Promise((resolve) => (tokenDelayMs > 0 ? setTimeout(resolve, tokenDelayMs) : setImmediate(resolve)));
   }
   send(delta(undefined, finishReason));
   send({ object: chat ? 'chat.completion.chunk' : 'text_completion', choices: [], usage: { prompt_tokens: promptTokens(body), completion_tokens: count, total_tokens: promptTokens(body) + count } });
