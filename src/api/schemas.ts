@@ -24,7 +24,7 @@ export interface ChatCompletionRequest extends SamplingFields {
   includeUsage: boolean;
   user?: string;
   /** vLLM's `continue_final_message`: the last (assistant) message is continued, not answered. */
-  continueFinalMessage: boolean;
+  continueFinalMessage?: true;
 }
 
 export interface CompletionRequest extends SamplingFields {
@@ -271,7 +271,7 @@ const chatCompletionSchema = z
       stream,
       includeUsage: stream && body.stream_options?.include_usage === true,
       user: body.user ?? undefined,
-      continueFinalMessage,
+      ...(continueFinalMessage ? { continueFinalMessage: true as const } : {}),
     };
   });
 
