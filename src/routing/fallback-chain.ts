@@ -6,7 +6,13 @@
  */
 import { costMicros, type ModelPrice } from '../admission/pricing.js';
 import type { GenerationInput, GenerationParams, ModelBackend, PrepareContext, PreparedGeneration } from '../backends/model-backend.js';
+import { BackendError } from '../backends/errors.js';
+// The engine's error classes from their own files: its index would load onnxruntime into the gateway function.
+import { ChatTemplateError } from '../engine/chat-template.js';
+import { EngineError } from '../engine/errors.js';
 import type { GenerationEvent } from '../engine/index.js';
+import { SamplingParamError } from '../engine/sampler.js';
+import { StopSequenceError } from '../engine/stop-sequences.js';
 import type { BreakerPermit, CircuitBreaker } from './circuit-breaker.js';
 import { canContinue, continuationInput } from './continuation.js';
 import { DeadlineError, RoutingError } from './routing-errors.js';
@@ -291,16 +297,33 @@ async function nextWithin<T>(iterator: AsyncIterator<T>, ms: number | undefined,
 
 /**
  * Which failures before the first token hand the request on (undefined: the client's own error,
- * which every target would refuse alike). Errors are told apart by their status and code, as
- * every backend maps its failures to those.
+ * which every target would refuse alike).
  */
 export function triggerBeforeFirstToken(error: unknown): FallbackTrigger | undefined {
   if (error instanceof DeadlineError) return 'timeout';
-  const { status, code } = (typeof error === 'object' && error !== null ? error : {}) as { status?: unknown; code?: unknown };
-  if (code === 'context_length_exceeded') return 'context_length';
-  if (code === 'upstream_unavailable' || code === 'model_unavailable') return 'unreachable';
-  if (typeof status === 'number') return status >= 500 ? 'server_error' : undefined;
-  // An engine failing to load or run its model (EngineError codes), or anything unexpected.
-  if (code === 'invalid_generation_params') return undefined;
-  return 'server_error';
+  if (error instanceof BackendError) {
+    switch (error.kind) {
+      case 'context_length_exceeded':
+        return 'context_length';
+      case 'upstream_unavailable':
+        return 'unreachable';
+      case 'upstream_failed':
+        return 'server_error';
+      case 'upstream_refused':
+        // The upstream's own 4xx: only a context too small for the prompt is worth another target.
+        return error.detail.refusal?.code === 'context_length_exceeded' ? 'context_length' : undefined;
+    }
+  }
+  if (error instanceof EngineError) {
+    if (error.code === 'context_length_exceeded') return 'context_length';
+    return error.code === 'invalid_generation_params' ? undefined : 'server_error';
+  }
+  // A chain behind this one that gave up, or anything unexpected (a model that crashed).
+  if (error instanceof RoutingError) return error.code === 'model_unavailable' ? 'unreachable' : 'server_error';
+  return isClientError(error) ? undefined : 'server_error';
+}
+
+/** The engine's parameter and template refusals: the client's to fix, on any target alike. */
+function isClientError(error: unknown): boolean {
+  return error instanceof SamplingParamError || error instanceof StopSequenceError || (error instanceof ChatTemplateError && error.code === 'template_render_failed');
 }
