@@ -3,3 +3,5 @@
 export * from './guardrail-set.js';
 export * from './guardrail-stream.js';
 export * from './detectors.js';
+export * from './guarded-backend.js';
+export * from './guardrail-policy.js';

@@ -56,7 +56,9 @@ const ruleSpecs = fc.record({
   piiAction: action,
 });
 
-function buildSet(spec: fc.RecordValue<typeof ruleSpecs> | { lists: { terms: string[]; action: 'block' | 'mask' | 'flag'; wholeWords: boolean }[]; pii: readonly string[]; piiAction: 'block' | 'mask' | 'flag' }): GuardrailSet {
+type Action = 'block' | 'mask' | 'flag';
+
+function buildSet(spec: { lists: { terms: string[]; action: Action; wholeWords: boolean }[]; pii: readonly string[]; piiAction: Action }): GuardrailSet {
   const rules: GuardrailRuleSpec[] = spec.lists.map((list, i) => ({ name: `list${i}`, mask: '#', ...list }));
   const detectors = { email: emailDetector, phone: phoneDetector, card: paymentCardDetector, iban: ibanDetector, regex: regexDetector('a[bc]+d', 8) };
   for (const kind of spec.pii) rules.push({ name: kind, action: spec.piiAction, mask: '#', detector: detectors[kind as keyof typeof detectors] });
