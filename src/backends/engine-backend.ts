@@ -21,7 +21,7 @@ export function engineBackend(model: LoadedModel, id = model.manifest.name, opti
     ownedBy: 'aigw',
     contextLength: model.manifest.contextLength,
     async prepare(input: GenerationInput, params: GenerationParams): Promise<PreparedGeneration> {
-      const promptIds = input.kind === 'chat' ? model.encodeChat(input.messages) : model.encodeText(input.prompt);
+      const promptIds = await model.encodePrompt(input, params.maxTokens);
       // Without max_tokens, the configured default, cut to what the context has left.
       const room = model.manifest.contextLength - promptIds.length;
       const requested = params.maxTokens ?? (options.defaultMaxTokens && room > 0 ? Math.min(options.defaultMaxTokens, room) : undefined);
