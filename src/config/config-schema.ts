@@ -119,6 +119,75 @@ export const usdMicros = z
     return Number(match[1]) * 1_000_000 + Number((match[2] ?? '').padEnd(6, '0'));
   });
 
+// A model name is what clients send; "@" separates it from the version (`qwen@4`).
+const modelName = nonEmptyText('a model name').regex(/^[A-Za-z0-9][A-Za-z0-9._:/-]*$/, {
+  error: 'expected a model name of letters, digits, ".", "_", ":", "/" or "-" (no "@": it separates the version)',
+});
+const modelVersion = nonEmptyText('a version').regex(/^[A-Za-z0-9][A-Za-z0-9._:-]*$/, {
+  error: 'expected a version of letters, digits, ".", "_", ":" or "-"',
+});
+
+/**
+ * One `[[models]]` entry: a local ONNX package (`path`) or an OpenAI-compatible upstream
+ * (`base_url`). An upstream's key is named, never written here: `api_key_env` locally, or
+ * `api_key_secret` (Secrets Manager) for the deployed gateway.
+ */
+const modelEntry = z
+  .strictObject(
+    {
+      name: modelName,
+      // Local packages default to their manifest's version; upstreams to the upstream model's name.
+      version: modelVersion.optional(),
+      path: nonEmptyText('a model package folder').optional(),
+      format: oneOf(['auto', 'optimum', 'genai']).default('auto'),
+      base_url: url.refine((value) => value !== '', { error: 'expected an http(s) URL' }).optional(),
+      upstream_model: nonEmptyText('the model name the upstream expects').optional(),
+      api_key_env: text('an environment variable name')
+        .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { error: 'expected an environment variable name such as "BEDROCK_API_KEY"' })
+        .optional(),
+      api_key_secret: nonEmptyText('a Secrets Manager secret name or ARN').optional(),
+      // Only so the mistake gets a clear message instead of "unknown key".
+      api_key: z.never({ error: 'an API key never goes in aigw.toml: put it in an environment variable and name it with api_key_env' }).optional(),
+      context_length: integer(1, 16_777_216).optional(),
+      input_usd_per_million_tokens: usdMicros.optional(),
+      output_usd_per_million_tokens: usdMicros.optional(),
+      max_tokens: integer(1, 1_048_576).optional(),
+      max_concurrent_requests: integer(0, 1_000_000).default(0),
+      timeout_ms: integer(100, 900_000).optional(),
+    },
+    { error: 'expected a table of model settings ([[models]])' },
+  )
+  .superRefine((entry, ctx) => {
+    const problem = (path: string, message: string) => ctx.addIssue({ code: 'custom', path: [path], message });
+    if ((entry.path === undefined) === (entry.base_url === undefined)) {
+      problem(entry.path === undefined ? 'path' : 'base_url', 'give either path (a local model package) or base_url (an OpenAI-compatible upstream), not both');
+      return;
+    }
+    if (entry.base_url === undefined) {
+      for (const key of ['upstream_model', 'api_key_env', 'api_key_secret', 'timeout_ms'] as const) {
+        if (entry[key] !== undefined) problem(key, `${key} is for an upstream (base_url); a local package has none`);
+      }
+      return;
+    }
+    if (entry.format !== 'auto') problem('format', 'format is for a local package (path)');
+    for (const key of ['context_length', 'input_usd_per_million_tokens', 'output_usd_per_million_tokens'] as const) {
+      if (entry[key] === undefined) problem(key, `an upstream needs ${key} (the gateway admits and prices requests before calling it)`);
+    }
+  });
+
+export type ModelEntryConfig = z.output<typeof modelEntry>;
+
+const modelsSection = z
+  .array(modelEntry, { error: 'expected [[models]] tables' })
+  .superRefine((entries, ctx) => {
+    const seen = new Set<string>();
+    entries.forEach((entry, index) => {
+      const id = `${entry.name}@${entry.version ?? '(manifest version)'}`;
+      if (entry.version !== undefined && seen.has(id)) ctx.addIssue({ code: 'custom', path: [index, 'version'], message: `${id} is listed twice` });
+      seen.add(id);
+    });
+  });
+
 const count = () => integer(0, Number.MAX_SAFE_INTEGER).optional();
 
 /** A plan's limits; a key may override any of them. Absent means unlimited. */
@@ -166,6 +235,8 @@ const plansSection = z
 // `prefault({})` runs a missing section through its schema, so each key gets its own default.
 export const configSchema = z.strictObject({
   model: modelSection.prefault({}),
+  // Optional: without it the one [model] above is served (configuredModels in model-entries.ts).
+  models: modelsSection.optional(),
   performance: performanceSection.prefault({}),
   monitoring: monitoringSection.prefault({}),
   gateway: gatewaySection.prefault({}),

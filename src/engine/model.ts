@@ -25,7 +25,7 @@ export interface LoadedModel {
   readonly eosTokenIds: ReadonlySet<number>;
   /** Prompt token ids for chat messages, through the package's chat template. */
   encodeChat(messages: readonly ChatMessage[]): number[];
-  /** Prompt token ids for plain text (the legacy completions API). */
+  /** Prompt token ids for plain text (the legacy completions API), with the post-processor's BOS as HF adds it. */
   encodeText(text: string): number[];
   /**
    * A request's prompt ids, refused early (context_length_exceeded) when it can't leave room for
@@ -84,7 +84,7 @@ async function createLoadedModel(dir: string, manifest: ModelManifest, options: 
     io,
     eosTokenIds,
     encodeChat: (messages) => encodeChat(tokenizer, messages),
-    encodeText: (text) => tokenizer.encode(text),
+    encodeText: (text) => tokenizer.encodeWithSpecialTokens(text),
     encodePrompt: (input, completionTokens) => encodePrompt(tokenizer, input, manifest.contextLength, completionTokens),
   };
 }

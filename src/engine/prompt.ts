@@ -18,8 +18,7 @@ export async function encodePrompt(
   contextLength: number,
   completionTokens = 0,
 ): Promise<number[]> {
-  const sections: PromptSection[] =
-    input.kind === 'chat' ? chatSections(tokenizer, tokenizer.chatTemplate, input.messages) : input.prompt.length > 0 ? [{ text: input.prompt }] : [];
+  const sections: PromptSection[] = input.kind === 'chat' ? chatSections(tokenizer, tokenizer.chatTemplate, input.messages) : textSections(tokenizer, input.prompt);
   let fewest = 0;
   for (const section of sections) fewest += 'id' in section ? 1 : minimumTokens(section.text, tokenizer.tokenBound);
   if (fewest >= contextLength || fewest + completionTokens > contextLength) {
@@ -35,4 +34,10 @@ export async function encodePrompt(
     else for (const id of await tokenizer.encodeYielding(section.text)) ids.push(id);
   }
   return ids;
+}
+
+/** A plain-text prompt as encodeWithSpecialTokens encodes it: the post-processor's ids around the text. */
+function textSections(tokenizer: ModelTokenizer, text: string): PromptSection[] {
+  const { prefix, suffix } = tokenizer.textAffixes;
+  return [...prefix.map((id) => ({ id })), ...(text.length > 0 ? [{ text }] : []), ...suffix.map((id) => ({ id }))];
 }

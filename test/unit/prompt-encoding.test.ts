@@ -150,6 +150,6 @@ describe('encodePrompt', () => {
     expect(ids).toEqual(encodeChat(byteLevel, messages));
     // 30 bytes over a longest token of L bytes: at least ceil(30 / L) tokens; no room for 2048 more.
     await expect(encodePrompt(byteLevel, { kind: 'text', prompt: 'x'.repeat(30) }, 2048, 2048)).rejects.toMatchObject({ code: 'context_length_exceeded' });
-    expect(await encodePrompt(byteLevel, { kind: 'text', prompt: 'hello' }, 2048, 16)).toEqual(byteLevel.encode('hello'));
+    expect(await encodePrompt(byteLevel, { kind: 'text', prompt: 'hello' }, 2048, 16)).toEqual(byteLevel.encodeWithSpecialTokens('hello'));
   });
 });
