@@ -1,8 +1,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { createApiKey, limitsOfPlan, listApiKeys, revokeApiKey, type Limits } from '../admission/index.js';
 import { loadConfig, parsePlanLimits } from '../config/index.js';
-import type { Store } from '../store/index.js';
-import { openLocalStore } from './local-store.js';
+import { withStore } from './local-store.js';
 
 /** `aigw keys create|list|revoke`: API keys in the gateway's table (the running one's, locally). */
 export function keysCommand(): Command {
@@ -71,14 +70,4 @@ function parseLimitOverrides(pairs: string[]): Limits {
   }
   const plan = parsePlanLimits(table);
   return limitsOfPlan(plan);
-}
-
-async function withStore(command: Command, use: (store: Store) => Promise<void>): Promise<void> {
-  const config = loadConfig(command.optsWithGlobals().config);
-  const local = await openLocalStore(config, { advertise: false });
-  try {
-    await use(local.store);
-  } finally {
-    await local.close();
-  }
 }
