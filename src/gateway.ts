@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import type { Metrics } from '@aws-lambda-powertools/metrics';
 import { AdmissionRejectedError, AdmissionUnavailableError, type ApiKeyRecord } from './admission/index.js';
 import {
+  decodePathSegment,
   errorResponse,
   invalidApiKey,
   methodNotAllowed,
@@ -162,7 +163,7 @@ function listModels(options: GatewayOptions, pathname: string, ctx: RequestConte
   if (pathname === '/v1/models') {
     return Response.json(modelList(visibleBackends(options, ctx.key).map((b) => modelObject(b.id, b.created, b.ownedBy))));
   }
-  const id = decodeURIComponent(pathname.slice('/v1/models/'.length));
+  const id = decodePathSegment(pathname.slice('/v1/models/'.length));
   const backend = resolveBackend(options, id, ctx.key);
   return Response.json(modelObject(backend.id, backend.created, backend.ownedBy));
 }
@@ -178,7 +179,8 @@ async function generateResponse(
   const backend = resolveBackend(options, req.model, ctx.key);
   ctx.log.set({ model: backend.id, stream: req.stream });
   ctx.log.setPrompt(req.input);
-  const prepared = await backend.prepare(req.input, req.params);
+  // A routed model reads the headers (x-aigw-route) and logs its decisions and fallbacks.
+  const prepared = await backend.prepare(req.input, req.params, { headers: request.headers, report: (fields) => ctx.log.set(fields) });
   ctx.log.set({ promptTokens: prepared.promptTokens });
 
   const started = await startGeneration(options.admission, options.cache, {

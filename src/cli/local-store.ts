@@ -117,11 +117,11 @@ export async function findRunning(config: AigwConfig): Promise<RunningDynamoDb |
 }
 
 /** Runs an operator command (`aigw keys`, `aigw usage`) against the gateway's table, then closes it. */
-export async function withStore(command: Command, use: (store: Store) => Promise<void>): Promise<void> {
+export async function withStore(command: Command, use: (store: Store, config: AigwConfig) => Promise<void>): Promise<void> {
   const config = loadConfig(command.optsWithGlobals().config);
   const local = await openLocalStore(config, { advertise: false });
   try {
-    await use(local.store);
+    await use(local.store, config);
   } finally {
     await local.close();
   }

@@ -148,6 +148,21 @@ describe('dead requests and windows', () => {
     expect((await limitsItem(keyId)).conc).toBe(0);
   });
 
+  it('a concurrency refusal says when the oldest hold expires (a dead request frees its slot then)', async () => {
+    let now = Date.UTC(2026, 10, 27, 10, 0, 0);
+    const control = new AdmissionControl(store, { leaseSeconds: 900, now: () => now });
+    const keyId = newKeyId();
+    const limits = { maxConcurrentRequests: 2 };
+    await control.admit(request(keyId, limits)); // dies without settling
+    now += 100_000;
+    await control.admit(request(keyId, limits)); // also never settles
+    now += 50_000;
+    await expect(control.admit(request(keyId, limits))).rejects.toMatchObject({ reason: 'max_concurrent_requests', retryAfterSeconds: 750 });
+    now += 750_000;
+    // At the announced time the first hold is reclaimed and the request gets in.
+    await expect(control.admit(request(keyId, limits))).resolves.toMatchObject({ keyId });
+  });
+
   it('a request that settles after its hold was reclaimed still counts its spend', async () => {
     let now = Date.UTC(2026, 10, 27, 10, 0, 0);
     const control = new AdmissionControl(store, { leaseSeconds: 10, now: () => now });
