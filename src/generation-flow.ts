@@ -149,11 +149,14 @@ export async function startGeneration(
         const used = { promptTokens: usage.promptTokens ?? prepared.promptTokens, completionTokens: usage.completionTokens, costMicros: prepared.spentMicros?.() };
         // Settled after the response (the cost is known without DynamoDB): see AdmissionControl.settle.
         if (admitted) request.waitUntil(afterResponse(admitted, used));
-        // Stored before the response ends, so a client repeating the request finds it.
+        // Stored after the response too; until stored, this instance answers a repeat from memory.
         const entry = await recording?.completed;
         if (entry && hash && decision) {
-          const stored = await caching!.cache.put(hash, entry, decision.ttlSeconds);
-          if (stored === 'failed') request.warn('cache write failed', undefined);
+          request.waitUntil(
+            caching!.cache.put(hash, entry, decision.ttlSeconds).then((stored) => {
+              if (stored === 'failed') request.warn('cache write failed', undefined);
+            }),
+          );
         }
         return used.costMicros ?? costMicros(used.promptTokens, used.completionTokens, backend.price);
       })();
