@@ -36,6 +36,11 @@ export const TLS12_REQUIRES_DOMAIN =
   'with TLS 1.0 or 1.1. Set domain_name and certificate_arn (an ACM certificate in us-east-1) to get the ' +
   'TLSv1.2_2021 policy, or set require_tls12 = false to accept TLSv1 on the default domain.';
 
+/** Throws TLS12_REQUIRES_DOMAIN when require_tls12 is on and no custom domain is configured. */
+export function assertTlsPolicy(config: DeployConfig): void {
+  if (config.requireTls12 && !config.customDomain) throw new Error(TLS12_REQUIRES_DOMAIN);
+}
+
 /**
  * 60 s is the most CloudFront allows without a quota raise. It bounds the wait for the first
  * byte and every gap between bytes, so a cold model function that needs longer to load its
@@ -74,7 +79,7 @@ export class EdgeStack extends Stack {
     const { config, gatewayOrigins } = props;
     if (gatewayOrigins.length === 0) throw new RangeError('the edge stack needs at least one gateway origin');
     const custom = config.customDomain;
-    if (config.requireTls12 && !custom) throw new Error(TLS12_REQUIRES_DOMAIN);
+    assertTlsPolicy(config);
 
     this.originSecret = new Secret(this, 'OriginSecret', {
       secretName: ORIGIN_SECRET_NAME,

@@ -43,7 +43,7 @@ beforeAll(() => {
       },
       { name: 'tiny', version: '1', architecture: 'x86_64', memory_mb: 2048, ...MODEL_PRICING },
     ],
-  }, fixtureEntries, { gatewayToml: '[cache]\nttl = 60\n' });
+  }, fixtureEntries, { gatewayToml: '[cache]\nttl = 60\n' }, { rulePacks: true });
   stack = synth.stacks.regional[0]!;
   template = synth.template(stack);
 });
