@@ -1,6 +1,7 @@
-// cli: the `aigw` command (commander): serve, keys create|list|revoke, model pack, models push|list.
+// cli: the `aigw` command (commander): serve, keys, model pack, models push|list, deploy check|stacks.
 // Each subcommand translates flags into calls of the modules below; no logic lives here.
 import { Command } from 'commander';
+import { deployCommand } from './deploy-command.js';
 import { keysCommand } from './keys-command.js';
 import { modelCommand } from './model-command.js';
 import { modelsCommand } from './models-command.js';
@@ -12,7 +13,8 @@ const program = new Command('aigw')
   .addCommand(serveCommand())
   .addCommand(keysCommand())
   .addCommand(modelCommand())
-  .addCommand(modelsCommand());
+  .addCommand(modelsCommand())
+  .addCommand(deployCommand());
 
 program.parseAsync().catch((error: unknown) => {
   // Typed errors carry messages written for the operator; show them without a stack trace.
