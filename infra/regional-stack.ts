@@ -14,7 +14,7 @@ import type { DeployConfig, LambdaArchitecture } from './deploy-config.js';
 import { EDGE_LOG_GROUP_NAME } from './edge-origin-selector.js';
 import { functionBundling } from './function-bundling.js';
 import { GATEWAY_ENV, MODEL_CACHE_DIR, MODEL_ENV } from './function-env.js';
-import { GATEWAY_SERVICE_NAME, METRIC_NAMESPACE, MODEL_SERVICE_NAME } from './metric-names.js';
+import { GATEWAY_SERVICE_NAME, METRIC_NAMESPACE, MODEL_SERVICE_NAME } from '../src/telemetry/metric-names.js';
 import { GatewayAlarms, GatewayDashboard } from './monitoring.js';
 import { lambdaArchitecture, onnxruntimeLayer } from './onnxruntime-layer.js';
 import { ORIGIN_SECRET_NAME } from './origin-protection.js';

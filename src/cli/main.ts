@@ -1,9 +1,8 @@
-// cli: the `aigw` command (commander): serve, keys, model pack, models push|list, deploy check|stacks.
+// cli: the `aigw` command (commander): serve, keys, models pack|import|pull|push|list, deploy check|stacks.
 // Each subcommand translates flags into calls of the modules below; no logic lives here.
 import { Command } from 'commander';
 import { deployCommand } from './deploy-command.js';
 import { keysCommand } from './keys-command.js';
-import { modelCommand } from './model-command.js';
 import { modelsCommand } from './models-command.js';
 import { serveCommand } from './serve-command.js';
 
@@ -12,7 +11,6 @@ const program = new Command('aigw')
   .option('-c, --config <file>', 'configuration file (default: aigw.toml here, if there is one)')
   .addCommand(serveCommand())
   .addCommand(keysCommand())
-  .addCommand(modelCommand())
   .addCommand(modelsCommand())
   .addCommand(deployCommand());
 

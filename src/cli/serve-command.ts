@@ -3,7 +3,7 @@ import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
-import { GATEWAY_SERVICE_NAME, METRIC_NAMESPACE } from '../../infra/metric-names.js';
+import { GATEWAY_SERVICE_NAME, METRIC_NAMESPACE } from '../telemetry/metric-names.js';
 import { AdmissionControl, authenticateApiKey, createApiKey, listApiKeys } from '../admission/index.js';
 import { serveNode } from '../adapters/node-server.js';
 import { engineBackend } from '../backends/engine-backend.js';
@@ -45,7 +45,7 @@ export async function serve(config: AigwConfig): Promise<void> {
     const modelDir = path.resolve(config.model.path);
     if (!(await exists(path.join(modelDir, 'manifest.json')))) {
       if (path.resolve(DEMO_MODEL_PATH) !== modelDir) {
-        throw new Error(`no model package at ${config.model.path} ([model] path): build one with \`aigw model pack <folder>\``);
+        throw new Error(`no model package at ${config.model.path} ([model] path): build one with \`aigw models pack <folder>\``);
       }
       say('building the demo model (random weights, a few seconds) ...');
       await ensureDemoModel(config);

@@ -61,7 +61,7 @@ export function parseManifest(value: unknown, source = MANIFEST_FILE): ModelMani
     .join('; ');
   throw new ModelPackageError(
     'manifest_invalid',
-    `${source} is not a valid aigw model manifest (${issues}); re-create it with \`aigw model pack <folder>\``,
+    `${source} is not a valid aigw model manifest (${issues}); re-create it with \`aigw models pack <folder>\``,
     { file: MANIFEST_FILE },
   );
 }
@@ -76,7 +76,7 @@ export async function readManifest(dir: string): Promise<ModelManifest> {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
       throw new ModelPackageError(
         'manifest_missing',
-        `${file} not found; turn the folder into a model package with \`aigw model pack ${dir}\``,
+        `${file} not found; turn the folder into a model package with \`aigw models pack ${dir}\``,
         { file: MANIFEST_FILE, cause: error },
       );
     }
@@ -88,7 +88,7 @@ export async function readManifest(dir: string): Promise<ModelManifest> {
   } catch (error) {
     throw new ModelPackageError(
       'manifest_invalid',
-      `${file} is not valid JSON (${(error as Error).message}); re-create it with \`aigw model pack ${dir}\``,
+      `${file} is not valid JSON (${(error as Error).message}); re-create it with \`aigw models pack ${dir}\``,
       { file: MANIFEST_FILE, cause: error },
     );
   }

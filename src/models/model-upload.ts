@@ -124,7 +124,7 @@ async function localManifest(folder: string, name: string, version: string): Pro
     throw new ModelStoreError(
       'manifest_mismatch',
       `${path.join(folder, MANIFEST_FILE)} describes ${manifest.name}@${manifest.version}, but the push is for ${name}@${version}; ` +
-        `pass --name ${manifest.name} --version ${manifest.version}, or re-pack the folder with \`aigw model pack ${folder} --name ${name} --version ${version}\``,
+        `pass --name ${manifest.name} --version ${manifest.version}, or re-pack the folder with \`aigw models pack ${folder} --name ${name} --version ${version}\``,
       { file: MANIFEST_FILE },
     );
   }

@@ -3,7 +3,7 @@ import type { TableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { GATEWAY_ENV, MODEL_ENV } from '../../infra/function-env.js';
 import { GATEWAY_CONFIG_ENV } from '../../src/adapters/gateway-function-config.js';
-import { GATEWAY_SERVICE_NAME, METRIC, METRIC_NAMESPACE } from '../../infra/metric-names.js';
+import { GATEWAY_SERVICE_NAME, METRIC, METRIC_NAMESPACE } from '../../src/telemetry/metric-names.js';
 import { ORIGIN_SECRET_HEADER, ORIGIN_SECRET_NAME } from '../../infra/origin-protection.js';
 import type { RegionalStack } from '../../infra/regional-stack.js';
 import { tableSchema } from '../../src/store/table-schema.js';

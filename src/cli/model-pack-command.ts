@@ -11,11 +11,9 @@ function positiveInteger(value: string): number {
   return Number(value);
 }
 
-/** `aigw model pack <folder>`: turns a downloaded Hugging Face folder into an aigw model package. */
-export function modelCommand(): Command {
-  const model = new Command('model').description('model packages');
-  model
-    .command('pack')
+/** `aigw models pack <folder>`: turns a downloaded Hugging Face folder into an aigw model package. */
+export function packCommand(): Command {
+  return new Command('pack')
     .description('write manifest.json for a model folder (files, sizes, SHA-256, tokens, price)')
     .argument('<folder>', 'the downloaded model folder (Optimum/transformers.js or onnxruntime-genai export)')
     .option('--name <name>', 'model name (default: the folder name)')
@@ -40,5 +38,4 @@ export function modelCommand(): Command {
           `${manifest.files.length} files, ${(bytes / 1e6).toFixed(1)} MB, context ${manifest.contextLength}, eos ${manifest.eosTokenIds.join(',')}`,
       );
     });
-  return model;
 }
