@@ -59,8 +59,8 @@ const gateway = createGateway({
     control: new AdmissionControl(stores.limits, { leaseSeconds: config.admission.lease_seconds }),
     plans: config.plans,
     failOpen: config.admission.fail_open,
-    // Each model function's reserved concurrency is its hard cap; no second cap here.
-    modelCaps: new Map(),
+    // Counted in DynamoDB across every gateway, so the cap holds with or without a reservation.
+    modelCaps: new Map(modelFunctions.flatMap((fn) => (fn.maxConcurrentRequests ? [[fn.name, fn.maxConcurrentRequests] as const] : []))),
     budgetAlertPercents: config.admission.budget_alert_percents,
   },
   cache: {

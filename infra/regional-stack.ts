@@ -244,6 +244,7 @@ export class RegionalStack extends Stack {
         contextLength: model.contextLength,
         price: model.price,
         ...(model.maxTokens === undefined ? {} : { maxTokens: model.maxTokens }),
+        ...(model.maxConcurrentRequests === undefined ? {} : { maxConcurrentRequests: model.maxConcurrentRequests }),
       }));
     this.gateway.addEnvironment(
       GATEWAY_ENV.modelFunctionUrls,

@@ -205,7 +205,7 @@ describe('functions', () => {
     expect(urls).toContain('\\"name\\":\\"llama\\",\\"version\\":\\"3\\"');
     // What admission needs before calling a model: its context length, exact price and default length.
     expect(urls).toContain(
-      '\\"contextLength\\":8192,\\"price\\":{\\"inputMicrosPerMillionTokens\\":150000,\\"outputMicrosPerMillionTokens\\":600000},\\"maxTokens\\":512',
+      '\\"contextLength\\":8192,\\"price\\":{\\"inputMicrosPerMillionTokens\\":150000,\\"outputMicrosPerMillionTokens\\":600000},\\"maxTokens\\":512,\\"maxConcurrentRequests\\":3',
     );
     expect(variables[GATEWAY_CONFIG_ENV]).toBe('[cache]\nttl = 60\n');
   });
