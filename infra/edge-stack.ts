@@ -131,6 +131,7 @@ export class EdgeStack extends Stack {
       acknowledgeFunction(selector);
     }
 
+    const accessLogs = logBucket(this, 'AccessLogs', config.logRetentionDays, { aclDelivery: true });
     this.distribution = new Distribution(this, 'Distribution', {
       // The rotation number is part of the distribution so that raising it updates the
       // distribution and makes CloudFormation resolve the origin secret again.
@@ -147,7 +148,7 @@ export class EdgeStack extends Stack {
       },
       httpVersion: HttpVersion.HTTP2_AND_3,
       // Standard logs: one line per viewer request, kept as long as the log groups.
-      logBucket: logBucket(this, 'AccessLogs', config.logRetentionDays, { aclDelivery: true }),
+      logBucket: accessLogs,
       logFilePrefix: 'cloudfront/',
       ...(custom
         ? {
@@ -186,6 +187,7 @@ export class EdgeStack extends Stack {
       description: 'OpenAI-compatible base URL',
     });
     new CfnOutput(this, 'DistributionId', { value: this.distribution.distributionId });
+    new CfnOutput(this, 'AccessLogBucketName', { value: accessLogs.bucketName, description: 'CloudFront standard logs (cloudfront/)' });
   }
 
   /**
