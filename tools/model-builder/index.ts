@@ -14,6 +14,9 @@ export {
 } from './weights.js';
 export {
   type ExportIoVariant,
+  type GraphLayerWeights,
+  type GraphWeightSource,
+  type LinearWeight,
   type LlamaGraphOptions,
   LlamaGraphError,
   type ModelLayout,
