@@ -4,7 +4,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { GATEWAY_ENV } from '../infra/function-env.js';
-import { GATEWAY_SERVICE_NAME, METRIC_NAMESPACE } from '../infra/metric-names.js';
+import { GATEWAY_SERVICE_NAME, METRIC_NAMESPACE } from '../src/telemetry/metric-names.js';
 import { readGatewayConfig, readGatewayStores, readModelFunctions } from '../src/adapters/gateway-function-config.js';
 import { streamingHandler } from '../src/adapters/lambda-streaming.js';
 import { withOriginSecret } from '../src/adapters/origin-guard.js';

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
-import { GATEWAY_SERVICE_NAME, METRIC_NAMESPACE } from '../../infra/metric-names.js';
+import { GATEWAY_SERVICE_NAME, METRIC_NAMESPACE } from '../telemetry/metric-names.js';
 import { AdmissionControl, authenticateApiKey, createApiKey, listApiKeys } from '../admission/index.js';
 import { serveNode } from '../adapters/node-server.js';
 import { engineBackend } from '../backends/engine-backend.js';

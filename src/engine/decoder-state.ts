@@ -1,6 +1,6 @@
 import ort from 'onnxruntime-node';
 import type { InferenceSession, Tensor } from 'onnxruntime-node';
-import type { DecoderIo } from './decoder-io.js';
+import type { DecoderIo, IntegerType } from './decoder-io.js';
 import { EngineError } from './errors.js';
 
 /**
@@ -13,28 +13,27 @@ export interface DecoderState {
   readonly length: number;
 }
 
-export type KvLayout = 'optimum' | 'genai';
-
 /**
- * optimum: the cache grows each step (present = concat(past, new)); each step's present outputs
- * are fed back as the next step's past, unchanged.
- * genai: past and present share one buffer of `maxLength` per layer that GroupQueryAttention
+ * As the export says (io.sharedKvBuffer, from genai_config's search.past_present_share_buffer):
+ * growing: the cache grows each step (present = concat(past, new)); each step's present outputs
+ * are fed back as the next step's past, unchanged (Optimum exports, genai exports without sharing).
+ * shared: past and present share one buffer of `maxLength` per layer that GroupQueryAttention
  * updates in place, so no per-step copy of the cache happens at all.
  */
-export function createDecoderState(session: InferenceSession, io: DecoderIo, layout: KvLayout, maxLength: number): DecoderState {
-  return layout === 'genai' ? new SharedBufferState(session, io, maxLength) : new GrowingCacheState(session, io, maxLength);
+export function createDecoderState(session: InferenceSession, io: DecoderIo, maxLength: number): DecoderState {
+  return io.sharedKvBuffer ? new SharedBufferState(session, io, maxLength) : new GrowingCacheState(session, io, maxLength);
 }
 
 abstract class BaseState implements DecoderState {
   length = 0;
-  private readonly ones: BigInt64Array;
+  private readonly ones: BigInt64Array | Int32Array;
 
   constructor(
     protected readonly session: InferenceSession,
     protected readonly io: DecoderIo,
     protected readonly maxLength: number,
   ) {
-    this.ones = new BigInt64Array(maxLength).fill(1n);
+    this.ones = io.attentionMaskType === 'int32' ? new Int32Array(maxLength).fill(1) : new BigInt64Array(maxLength).fill(1n);
   }
 
   async step(tokenIds: readonly number[]): Promise<Float32Array> {
@@ -45,16 +44,14 @@ abstract class BaseState implements DecoderState {
       throw new EngineError('context_length_exceeded', `the sequence would grow to ${total} tokens, past the ${this.maxLength} allowed`);
     }
     const feeds: Record<string, Tensor> = {
-      [this.io.inputIds]: new ort.Tensor('int64', BigInt64Array.from(tokenIds, (id) => BigInt(id)), [1, count]),
+      [this.io.inputIds]: integerTensor(this.io.inputIdsType, count, (i) => tokenIds[i]!),
     };
     if (this.io.attentionMask) {
       // All ones: a single unpadded sequence. A view on a shared buffer, so no per-step allocation.
-      feeds[this.io.attentionMask] = new ort.Tensor('int64', this.ones.subarray(0, total), [1, total]);
+      feeds[this.io.attentionMask] = new ort.Tensor(this.io.attentionMaskType, this.ones.subarray(0, total), [1, total]);
     }
     if (this.io.positionIds) {
-      const positions = new BigInt64Array(count);
-      for (let i = 0; i < count; i++) positions[i] = BigInt(this.length + i);
-      feeds[this.io.positionIds] = new ort.Tensor('int64', positions, [1, count]);
+      feeds[this.io.positionIds] = integerTensor(this.io.positionIdsType, count, (i) => this.length + i);
     }
     const fetches: Record<string, Tensor | null> = { [this.io.logits]: null };
     this.bindCache(feeds, fetches, total);
@@ -123,6 +120,14 @@ class SharedBufferState extends BaseState {
       fetches[layer.presentValue] = this.buffers[2 * i + 1]!;
     });
   }
+}
+
+/** A [1, count] int64 or int32 tensor of value(0..count-1). */
+function integerTensor(type: IntegerType, count: number, value: (i: number) => number): Tensor {
+  if (type === 'int32') return new ort.Tensor('int32', Int32Array.from({ length: count }, (_, i) => value(i)), [1, count]);
+  const data = new BigInt64Array(count);
+  for (let i = 0; i < count; i++) data[i] = BigInt(value(i));
+  return new ort.Tensor('int64', data, [1, count]);
 }
 
 /** The last position's logits, as a view when they are float32 (no copy of the vocabulary row). */

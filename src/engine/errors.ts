@@ -15,3 +15,17 @@ export class EngineError extends Error {
     this.code = code;
   }
 }
+
+/** Graph features that belong to model families aigw does not drive, named in the error. */
+export type UnsupportedModelFeature = 'combined_past_cache' | 'recurrent_state' | 'inputs_embeds_only';
+
+/** A decoder whose inputs mark it as out of scope; `feature` says which part, the message what to do. */
+export class UnsupportedModelError extends EngineError {
+  readonly feature: UnsupportedModelFeature;
+
+  constructor(feature: UnsupportedModelFeature, message: string) {
+    super('model_incompatible', message);
+    this.name = 'UnsupportedModelError';
+    this.feature = feature;
+  }
+}

@@ -72,7 +72,7 @@ export async function* generate(
   const sampler = createSampler(options, model.tokenizer.vocabSize);
   const detokenizer = new StreamingDetokenizer(model.tokenizer);
   const stopMatcher = new StopSequenceMatcher([...(options.stop ?? [])].filter((s) => s.length > 0));
-  const state = createDecoderState(model.session, model.io, model.manifest.layout, promptIds.length + maxTokens);
+  const state = createDecoderState(model.session, model.io, promptIds.length + maxTokens);
   const generatedIds: number[] = [];
   const usage = (): Usage => ({ promptTokens: promptIds.length, completionTokens: generatedIds.length });
 

@@ -1,6 +1,6 @@
 // engine: ONNX inference for decoder-only model packages (tokenizer, chat template, KV cache,
 // sampler, generation loop). Knows nothing of HTTP, API keys or DynamoDB.
-export { EngineError, type EngineErrorCode } from './errors.js';
+export { EngineError, UnsupportedModelError, type EngineErrorCode, type UnsupportedModelFeature } from './errors.js';
 export { loadModel, unloadAllModels, type LoadedModel, type LoadModelOptions } from './model.js';
 export {
   generate,

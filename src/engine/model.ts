@@ -117,6 +117,8 @@ async function readIoHints(dir: string, manifest: ModelManifest): Promise<Decode
       presentValueTemplate: decoder.outputs?.present_value_names,
       kvHeads: decoder.num_key_value_heads,
       headDim: decoder.head_size,
+      // onnxruntime-genai's own default when the key is absent is false: a growing cache.
+      sharedKvBuffer: genai?.search?.past_present_share_buffer === true,
     };
   }
   const config = await readJson(path.join(dir, 'config.json'));

@@ -1,5 +1,5 @@
 import { MetricUnit, type Metrics } from '@aws-lambda-powertools/metrics';
-import { DIMENSION, METRIC, type RejectionReason } from '../../infra/metric-names.js';
+import { DIMENSION, METRIC, type RejectionReason } from './metric-names.js';
 
 /** The fields of a finished request that metrics are made of (a subset of its log line). */
 export interface FinishedRequest {

@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { readFile, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { ModelLayout, ModelPrecision } from '../../tools/model-builder/llama-graph.js';
+import type { ExportIoVariant, ModelLayout, ModelPrecision } from '../../tools/model-builder/llama-graph.js';
 import { PackageExistsError, buildModelPackage } from '../../tools/model-builder/package-writer.js';
 import { presetShape } from '../../tools/model-builder/presets.js';
 
@@ -15,6 +15,10 @@ export interface TestModelOptions {
   precision: ModelPrecision;
   preset?: 'tiny';
   lastTokenLogitsOnly?: boolean;
+  /** An export variant's graph input/output types (see the builder's ExportIoVariant). */
+  io?: ExportIoVariant;
+  /** genai only: genai_config's search.past_present_share_buffer (default true). */
+  sharedKvBuffer?: boolean;
 }
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -80,6 +84,8 @@ async function build(key: string, opts: TestModelOptions): Promise<string> {
       name: `test-${opts.preset ?? 'tiny'}-${opts.layout}-${opts.precision}`,
       version: '1',
       lastTokenLogitsOnly: opts.lastTokenLogitsOnly ?? true,
+      io: opts.io,
+      sharedKvBuffer: opts.sharedKvBuffer,
     });
   } catch (error) {
     // Another worker finished first between our check and our build.
@@ -95,7 +101,11 @@ export async function ensureTestModel(opts: TestModelOptions): Promise<string> {
     sourceHash.then(pruneStale).catch(() => undefined);
   }
   const last = opts.lastTokenLogitsOnly ?? true;
-  const key = [opts.preset ?? 'tiny', opts.layout, opts.precision, last ? 'last' : 'all', `s${TEST_MODEL_SEED}`, await sourceHash].join('-');
+  const variant = [
+    ...Object.entries(opts.io ?? {}).sort().map(([k, v]) => `${k}_${String(v)}`),
+    ...(opts.sharedKvBuffer === false ? ['growing'] : []),
+  ];
+  const key = [opts.preset ?? 'tiny', opts.layout, opts.precision, last ? 'last' : 'all', ...variant, `s${TEST_MODEL_SEED}`, await sourceHash].join('-');
   let pending = builds.get(key);
   if (!pending) {
     pending = build(key, opts);

@@ -9,9 +9,11 @@ export {
   makeSeededWeights,
   seededNormal,
   seededWeightSource,
+  transpose,
   weightSourceOf,
 } from './weights.js';
 export {
+  type ExportIoVariant,
   type GraphLayerWeights,
   type GraphWeightSource,
   type LinearWeight,

@@ -15,6 +15,21 @@ export interface LlamaGraphOptions {
   lastTokenLogitsOnly?: boolean;
   /** MatMulNBits accuracy_level (0 = compute in fp32, 4 = int8 activations). Default 0. */
   accuracyLevel?: number;
+  /** Input and output types as real exports vary them (defaults: int64 ids, position_ids, float32 KV and logits). */
+  io?: ExportIoVariant;
+  /** false keeps lm_head fp32 in a quantized model, as many published int4 exports do. Default true. */
+  quantizeLmHead?: boolean;
+}
+
+/** The graph-facing facts that differ between real exports of the same model. */
+export interface ExportIoVariant {
+  /** Element type of input_ids and attention_mask. */
+  idsType?: 'int64' | 'int32';
+  /** Optimum only: false drops the position_ids input (positions then follow the past length). */
+  positionIds?: boolean;
+  /** Optimum only: float16 past/present tensors (the attention itself runs in float32). */
+  kvType?: 'float32' | 'float16';
+  logitsType?: 'float32' | 'float16';
 }
 
 /** A projection: row-major [in, out] floats (quantized per the precision), or already quantized (e.g. repacked GGUF blocks). */
@@ -92,7 +107,7 @@ class LlamaGraph {
 
   constructor(
     private readonly weights: GraphWeightSource,
-    private readonly options: LlamaGraphOptions,
+    readonly options: LlamaGraphOptions,
     external: ExternalDataWriter,
   ) {
     this.shape = weights.shape;
@@ -100,11 +115,15 @@ class LlamaGraph {
     this.g = new GraphBuilder(`llama-${options.layout}-${options.precision}`, external);
   }
 
-  /** x @ W (+ bias) for a [k, n] weight: MatMul in fp32, MatMulNBits when quantized here or before. */
-  linear(x: string, name: string, weight: LinearWeight, k: number, n: number, bias?: Float32Array): string {
+  /**
+   * x @ W (+ bias) for a [k, n] weight: MatMul in fp32, MatMulNBits when quantized here or before
+   * (`quantize` false keeps a float weight float in a quantized model, e.g. lm_head).
+   */
+  linear(x: string, name: string, weight: LinearWeight, k: number, n: number, bias?: Float32Array, quantize = true): string {
     const g = this.g;
-    const product = weight instanceof Float32Array && this.bits === undefined
-      ? g.op1('MatMul', [x, g.weight(`${name}.weight`, [k, n], weight)])
+    const float = weight instanceof Float32Array && (this.bits === undefined || !quantize);
+    const product = float
+      ? g.op1('MatMul', [x, g.weight(`${name}.weight`, [k, n], weight as Float32Array)])
       : this.matMulNBits(x, name, weight instanceof Float32Array ? quantizeMatrix(weight, k, n, this.bits!) : weight, k, n);
     return bias === undefined ? product : g.op1('Add', [product, g.weight(`${name}.bias`, [n], bias)]);
   }
@@ -158,24 +177,44 @@ class LlamaGraph {
       ? g.op1('Slice', [x, g.int64([-1]), g.int64([Number.MAX_SAFE_INTEGER]), g.int64([1])])
       : x;
     const normed = this.rmsNorm(hidden, 'model.norm', this.weights.finalNorm());
-    const logits = this.linear(normed, 'lm_head', this.weights.lmHead(), this.shape.hiddenSize, this.shape.vocabSize);
-    g.op1('Identity', [logits], { output: 'logits' });
-    g.outputs.unshift(valueInfo('logits', DataType.FLOAT, ['batch_size', last ? 1 : 'sequence_length', this.shape.vocabSize]));
+    const { hiddenSize, vocabSize } = this.shape;
+    const quantizeHead = this.options.quantizeLmHead ?? true;
+    // Tied and fp32: lm_head multiplies by the embedding table transposed, one copy of the weights in the file.
+    const logits =
+      this.shape.tieWordEmbeddings && (this.bits === undefined || !quantizeHead)
+        ? g.op1('MatMul', [normed, g.op1('Transpose', [this.embedTable!], { attrs: [attrInts('perm', [1, 0])] })])
+        : this.linear(normed, 'lm_head', this.weights.lmHead(), hiddenSize, vocabSize, undefined, quantizeHead);
+    const float16 = this.options.io?.logitsType === 'float16';
+    const typed = float16 ? g.op1('Cast', [logits], { attrs: [attrInt('to', DataType.FLOAT16)] }) : logits;
+    g.op1('Identity', [typed], { output: 'logits' });
+    g.outputs.unshift(
+      valueInfo('logits', float16 ? DataType.FLOAT16 : DataType.FLOAT, ['batch_size', last ? 1 : 'sequence_length', vocabSize]),
+    );
   }
+
+  private embedTable: string | undefined;
 
   embed(): string {
     const { vocabSize, hiddenSize } = this.shape;
-    const table = this.g.weight('model.embed_tokens.weight', [vocabSize, hiddenSize], this.weights.embedTokens());
-    return this.g.op1('Gather', [table, 'input_ids'], { attrs: [attrInt('axis', 0)] });
+    this.embedTable = this.g.weight('model.embed_tokens.weight', [vocabSize, hiddenSize], this.weights.embedTokens());
+    return this.g.op1('Gather', [this.embedTable, 'input_ids'], { attrs: [attrInt('axis', 0)] });
+  }
+
+  get idsType(): typeof DataType.INT64 | typeof DataType.INT32 {
+    return this.options.io?.idsType === 'int32' ? DataType.INT32 : DataType.INT64;
+  }
+
+  get kvType(): typeof DataType.FLOAT | typeof DataType.FLOAT16 {
+    return this.options.io?.kvType === 'float16' ? DataType.FLOAT16 : DataType.FLOAT;
   }
 
   kvInputsAndOutputs(pastSeq: string): void {
     const { numKvHeads, headDim, numLayers } = this.shape;
     for (let i = 0; i < numLayers; i++) {
       for (const kind of ['key', 'value']) {
-        this.g.inputs.push(valueInfo(`past_key_values.${i}.${kind}`, DataType.FLOAT, ['batch_size', numKvHeads, pastSeq, headDim]));
+        this.g.inputs.push(valueInfo(`past_key_values.${i}.${kind}`, this.kvType, ['batch_size', numKvHeads, pastSeq, headDim]));
         this.g.outputs.push(
-          valueInfo(`present.${i}.${kind}`, DataType.FLOAT, ['batch_size', numKvHeads, 'total_sequence_length', headDim]),
+          valueInfo(`present.${i}.${kind}`, this.kvType, ['batch_size', numKvHeads, 'total_sequence_length', headDim]),
         );
       }
     }
@@ -186,12 +225,14 @@ function buildOptimum(lg: LlamaGraph, shape: LlamaShape, weights: GraphWeightSou
   const g = lg.g;
   const { numHeads: h, numKvHeads: kv, headDim: d, hiddenSize: e } = shape;
   const group = h / kv;
+  const withPositions = lg.options.io?.positionIds ?? true;
   g.inputs.push(
-    valueInfo('input_ids', DataType.INT64, ['batch_size', 'sequence_length']),
-    valueInfo('attention_mask', DataType.INT64, ['batch_size', 'total_sequence_length']),
-    valueInfo('position_ids', DataType.INT64, ['batch_size', 'sequence_length']),
+    valueInfo('input_ids', lg.idsType, ['batch_size', 'sequence_length']),
+    valueInfo('attention_mask', lg.idsType, ['batch_size', 'total_sequence_length']),
   );
+  if (withPositions) g.inputs.push(valueInfo('position_ids', lg.idsType, ['batch_size', 'sequence_length']));
   lg.kvInputsAndOutputs('past_sequence_length');
+  const float16Kv = lg.kvType === DataType.FLOAT16;
 
   // Additive mask [batch, 1, 1, seq, total]: query i (absolute position past+i) sees keys 0..past+i
   // that the attention mask does not mark as padding.
@@ -208,15 +249,18 @@ function buildOptimum(lg: LlamaGraph, shape: LlamaShape, weights: GraphWeightSou
     const causal = g.op1('LessOrEqual', [keyPos, queryPos]);
     const notPadding = g.op1('Unsqueeze', [g.op1('Cast', ['attention_mask'], { attrs: [attrInt('to', DataType.BOOL)] }), g.int64([1, 2, 3])]);
     const allowed = g.op1('And', [causal, notPadding]);
-    return g.op1('Where', [allowed, g.float([0], []), g.float([MASK_MIN], [])]);
+    const additive = g.op1('Where', [allowed, g.float([0], []), g.float([MASK_MIN], [])]);
+    // Without a position_ids input, positions are past_length + i (a single unpadded sequence).
+    return { additive, queryPositions: g.op1('Unsqueeze', [g.op1('Range', [pastLen, totalLen, one]), g.int64([0])]) };
   });
+  const positions = withPositions ? 'position_ids' : mask.queryPositions;
 
   // cos/sin [batch, 1, seq, headDim] from position_ids, rotate_half layout (the half table repeated).
   const tables = rotaryTables(shape, weights.ropeFreqFactors);
   const [cos, sin] = g.scope('rotary', () =>
     (['cos', 'sin'] as const).map((kind) => {
       const table = g.weight(`${kind}_cache`, [shape.contextLength, d / 2], tables[kind]);
-      const half = g.op1('Gather', [table, 'position_ids'], { attrs: [attrInt('axis', 0)] });
+      const half = g.op1('Gather', [table, positions], { attrs: [attrInt('axis', 0)] });
       const full = g.op1('Concat', [half, half], { attrs: [attrInt('axis', -1)] });
       return g.op1('Unsqueeze', [full, g.int64([1])]);
     }),
@@ -239,17 +283,20 @@ function buildOptimum(lg: LlamaGraph, shape: LlamaShape, weights: GraphWeightSou
         const q = rope(toHeads(lg.linear(normed, `${prefix}.self_attn.q_proj`, layer.qProj, e, h * d, layer.qBias), h));
         const k = rope(toHeads(lg.linear(normed, `${prefix}.self_attn.k_proj`, layer.kProj, e, kv * d, layer.kBias), kv));
         const v = toHeads(lg.linear(normed, `${prefix}.self_attn.v_proj`, layer.vProj, e, kv * d, layer.vBias), kv);
-        const keys = g.op1('Concat', [`past_key_values.${i}.key`, k], { attrs: [attrInt('axis', 2)], output: `present.${i}.key` });
-        const values = g.op1('Concat', [`past_key_values.${i}.value`, v], {
-          attrs: [attrInt('axis', 2)],
-          output: `present.${i}.value`,
-        });
+        const toCache = (t: string) => (float16Kv ? g.op1('Cast', [t], { attrs: [attrInt('to', DataType.FLOAT16)] }) : t);
+        const fromCache = (t: string) => (float16Kv ? g.op1('Cast', [t], { attrs: [attrInt('to', DataType.FLOAT)] }) : t);
+        const keys = fromCache(
+          g.op1('Concat', [`past_key_values.${i}.key`, toCache(k)], { attrs: [attrInt('axis', 2)], output: `present.${i}.key` }),
+        );
+        const values = fromCache(
+          g.op1('Concat', [`past_key_values.${i}.value`, toCache(v)], { attrs: [attrInt('axis', 2)], output: `present.${i}.value` }),
+        );
         // GQA without copying KV heads: queries grouped [b, kv, group, s, d] broadcast against [b, kv, 1, t, d].
         const grouped = g.op1('Reshape', [q, g.int64([0, kv, group, -1, d])]);
         const keys5 = g.op1('Unsqueeze', [keys, g.int64([2])]);
         const keysT = g.op1('Transpose', [keys5], { attrs: [attrInts('perm', [0, 1, 2, 4, 3])] });
         const scores = g.op1('Mul', [g.op1('MatMul', [grouped, keysT]), g.float([1 / Math.sqrt(d)], [])]);
-        const probs = g.op1('Softmax', [g.op1('Add', [scores, mask])], { attrs: [attrInt('axis', -1)] });
+        const probs = g.op1('Softmax', [g.op1('Add', [scores, mask.additive])], { attrs: [attrInt('axis', -1)] });
         const context = g.op1('MatMul', [probs, g.op1('Unsqueeze', [values, g.int64([2])])]);
         const heads = g.op1('Reshape', [context, g.int64([0, h, -1, d])]);
         const merged = g.op1('Reshape', [
@@ -269,16 +316,20 @@ function buildOptimum(lg: LlamaGraph, shape: LlamaShape, weights: GraphWeightSou
 function buildGenai(lg: LlamaGraph, shape: LlamaShape, weights: GraphWeightSource): void {
   const g = lg.g;
   const { numHeads: h, numKvHeads: kv, headDim: d, hiddenSize: e } = shape;
+  if (lg.options.io?.kvType === 'float16' || lg.options.io?.positionIds === false) {
+    throw new LlamaGraphError('the genai layout takes no position_ids and keeps a float32 KV cache in this builder');
+  }
   g.inputs.push(
-    valueInfo('input_ids', DataType.INT64, ['batch_size', 'sequence_length']),
-    valueInfo('attention_mask', DataType.INT64, ['batch_size', 'total_sequence_length']),
+    valueInfo('input_ids', lg.idsType, ['batch_size', 'sequence_length']),
+    valueInfo('attention_mask', lg.idsType, ['batch_size', 'total_sequence_length']),
   );
   lg.kvInputsAndOutputs('past_sequence_length');
 
   const [seqlensK, totalSeqLen] = g.scope('attn_mask_reformat', () => {
-    const lengths = g.op1('ReduceSum', ['attention_mask', g.int64([1])], { attrs: [attrInt('keepdims', 0)] });
+    const mask = lg.idsType === DataType.INT32 ? g.op1('Cast', ['attention_mask'], { attrs: [attrInt('to', DataType.INT64)] }) : 'attention_mask';
+    const lengths = g.op1('ReduceSum', [mask, g.int64([1])], { attrs: [attrInt('keepdims', 0)] });
     const seqlens = g.op1('Cast', [g.op1('Sub', [lengths, g.int64([1], [])])], { attrs: [attrInt('to', DataType.INT32)] });
-    const total = g.op1('Gather', [g.op1('Shape', ['attention_mask']), g.int64([1], [])], { attrs: [attrInt('axis', 0)] });
+    const total = g.op1('Gather', [g.op1('Shape', [mask]), g.int64([1], [])], { attrs: [attrInt('axis', 0)] });
     return [seqlens, g.op1('Cast', [total], { attrs: [attrInt('to', DataType.INT32)] })];
   });
   const tables = rotaryTables(shape, weights.ropeFreqFactors);

@@ -19,6 +19,7 @@ export const DataType = {
   INT32: 6,
   INT64: 7,
   BOOL: 9,
+  FLOAT16: 10,
 } as const;
 export type DataTypeId = (typeof DataType)[keyof typeof DataType];
 

@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { packModelFolder } from '../../src/models/pack.js';
-import { type LlamaGraphOptions, type ModelLayout, type ModelPrecision, buildLlamaGraph } from './llama-graph.js';
+import { type ExportIoVariant, type LlamaGraphOptions, type ModelLayout, type ModelPrecision, buildLlamaGraph } from './llama-graph.js';
 import { ExternalDataWriter, writeModel } from './onnx-writer.js';
 import { type WrittenTokenizer, writeTokenizerFiles } from './tokenizer-writer.js';
 import { type LlamaShape, seededWeightSource } from './weights.js';
@@ -28,6 +28,15 @@ export interface BuildModelPackageOptions {
   priceMicrosPerMillion?: { input: number; output: number };
   /** MatMulNBits accuracy_level for quantized precisions. */
   accuracyLevel?: number;
+  /** Input/output element types and position_ids, as real exports vary them. */
+  io?: ExportIoVariant;
+  /**
+   * genai only, written as search.past_present_share_buffer (default true). onnxruntime-genai's builder
+   * writes false for MultiHeadAttention exports, fp32 CUDA exports and quantized KV caches: a growing cache.
+   */
+  sharedKvBuffer?: boolean;
+  /** false keeps lm_head fp32 in a quantized model (default true). */
+  quantizeLmHead?: boolean;
 }
 
 export class PackageExistsError extends Error {
@@ -84,7 +93,7 @@ function optimumConfig(opts: BuildModelPackageOptions, ids: WrittenTokenizer): R
     hidden_act: 'silu',
     attention_bias: false,
     mlp_bias: false,
-    tie_word_embeddings: false,
+    tie_word_embeddings: shape.tieWordEmbeddings ?? false,
     bos_token_id: ids.bosTokenId ?? null,
     eos_token_id: ids.eosTokenIds.length === 1 ? ids.eosTokenIds[0] : ids.eosTokenIds,
     pad_token_id: ids.padTokenId ?? null,
@@ -148,7 +157,7 @@ function genaiConfig(opts: BuildModelPackageOptions, ids: WrittenTokenizer): Rec
       no_repeat_ngram_size: 0,
       num_beams: 1,
       num_return_sequences: 1,
-      past_present_share_buffer: true,
+      past_present_share_buffer: opts.sharedKvBuffer ?? true,
       repetition_penalty: 1,
       temperature: 1,
       top_k: 1,
@@ -168,6 +177,8 @@ async function writeDecoder(dir: string, opts: BuildModelPackageOptions): Promis
     precision: opts.precision,
     lastTokenLogitsOnly: opts.lastTokenLogitsOnly ?? true,
     accuracyLevel: opts.accuracyLevel,
+    io: opts.io,
+    quantizeLmHead: opts.quantizeLmHead,
   };
   try {
     const graph = buildLlamaGraph(seededWeightSource(opts.shape, opts.seed), graphOptions, external);

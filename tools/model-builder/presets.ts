@@ -1,7 +1,8 @@
-// Named model shapes: `tiny` for tests and the local demo, `bench` (Qwen2-0.5B-sized) for benchmarks.
+// Named model shapes: `tiny` for tests and the local demo, `bench` (Qwen2-0.5B-sized, small vocabulary)
+// and `qwen0.5b` (Qwen2.5-0.5B's exact shapes, tied 151,936-token embeddings) for benchmarks.
 import type { LlamaShape } from './weights.js';
 
-export type PresetName = 'tiny' | 'bench';
+export type PresetName = 'tiny' | 'bench' | 'qwen0.5b';
 
 export const PRESETS: Readonly<Record<PresetName, Readonly<LlamaShape>>> = {
   // About 4M parameters.
@@ -29,6 +30,21 @@ export const PRESETS: Readonly<Record<PresetName, Readonly<LlamaShape>>> = {
     contextLength: 4096,
     ropeTheta: 1e6,
     rmsNormEps: 1e-6,
+  },
+  // Qwen2.5-0.5B's config.json (494M parameters): the tied 151,936 x 896 table is a quarter of them and,
+  // as lm_head, the largest single read of every decode step.
+  'qwen0.5b': {
+    hiddenSize: 896,
+    numLayers: 24,
+    numHeads: 14,
+    numKvHeads: 2,
+    headDim: 64,
+    intermediateSize: 4864,
+    vocabSize: 151936,
+    contextLength: 32768,
+    ropeTheta: 1e6,
+    rmsNormEps: 1e-6,
+    tieWordEmbeddings: true,
   },
 };
 

@@ -26,6 +26,8 @@ export interface LlamaShape {
   contextLength: number;
   ropeTheta: number;
   rmsNormEps: number;
+  /** lm_head is the embedding table transposed (Qwen2.5-0.5B, Llama 3.2 1B): one tensor, not two. */
+  tieWordEmbeddings?: boolean;
 }
 
 export interface LlamaLayerWeights {
@@ -116,14 +118,26 @@ export function makeSeededLayer(shape: LlamaShape, seed: number, index: number):
 }
 
 export function seededWeightSource(shape: LlamaShape, seed: number): LlamaWeightSource {
+  const embedTokens = () => seededNormal(seed, 'embed_tokens', shape.vocabSize * shape.hiddenSize, 0, EMBEDDING_STD);
   return {
     shape,
-    embedTokens: () => seededNormal(seed, 'embed_tokens', shape.vocabSize * shape.hiddenSize, 0, EMBEDDING_STD),
+    embedTokens,
     layer: (index) => makeSeededLayer(shape, seed, index),
     finalNorm: () => seededNormal(seed, 'final_norm', shape.hiddenSize, 1, NORM_NOISE_STD),
     lmHead: () =>
-      seededNormal(seed, 'lm_head', shape.hiddenSize * shape.vocabSize, 0, LM_HEAD_LOGIT_STD / Math.sqrt(shape.hiddenSize)),
+      shape.tieWordEmbeddings
+        ? transpose(embedTokens(), shape.vocabSize, shape.hiddenSize)
+        : seededNormal(seed, 'lm_head', shape.hiddenSize * shape.vocabSize, 0, LM_HEAD_LOGIT_STD / Math.sqrt(shape.hiddenSize)),
   };
+}
+
+/** Row-major [rows, cols] to [cols, rows]. */
+export function transpose(matrix: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(matrix.length);
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) out[c * rows + r] = matrix[r * cols + c]!;
+  }
+  return out;
 }
 
 /** All weights of a seeded model in memory (fine for small presets; large ones stream via seededWeightSource). */

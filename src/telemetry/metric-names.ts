@@ -1,5 +1,5 @@
 // The one list of aigw's CloudWatch metrics: the gateway emits them as EMF and the CDK stacks
-// graph and alarm on them, so both import this file. No CDK imports here: Lambda bundles it.
+// (infra/) graph and alarm on them, importing them from here. No CDK imports: Lambda bundles it.
 
 /** CloudWatch namespace of every aigw metric (POWERTOOLS_METRICS_NAMESPACE of the gateway). */
 export const METRIC_NAMESPACE = 'aigw';
