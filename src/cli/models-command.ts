@@ -3,6 +3,7 @@ import { importCommand } from './model-import-command.js';
 import { packCommand } from './model-pack-command.js';
 import { pullCommand } from './model-pull-command.js';
 import { listCommand, pushCommand } from './model-store-commands.js';
+import { optimizeCommand } from './models-optimize-command.js';
 
 export { CliUsageError, MODEL_BUCKET_ENV } from './model-store-commands.js';
 
@@ -18,5 +19,6 @@ export function modelsCommand(): Command {
     .addCommand(importCommand())
     .addCommand(pullCommand())
     .addCommand(pushCommand())
-    .addCommand(listCommand());
+    .addCommand(listCommand())
+    .addCommand(optimizeCommand());
 }

@@ -49,3 +49,12 @@ export {
   type FetchOptions,
 } from './model-download.js';
 export { GgufImportError, type GgufImportErrorCode } from './errors.js';
+export { type QuantBits, type QuantizedMatrix, QUANT_BLOCK_SIZE, dequantize, quantizeMatrix, quantizeRows } from './block-quantize.js';
+export {
+  OptimizeError,
+  optimizeGraph,
+  optimizeModelPackage,
+  type OptimizeChanges,
+  type OptimizeGraphOptions,
+  type OptimizePackageOptions,
+} from './optimize.js';

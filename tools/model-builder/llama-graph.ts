@@ -115,15 +115,11 @@ class LlamaGraph {
     this.g = new GraphBuilder(`llama-${options.layout}-${options.precision}`, external);
   }
 
-  /**
-   * x @ W (+ bias) for a [k, n] weight: MatMul in fp32, MatMulNBits when quantized here or before
-   * (`quantize` false keeps a float weight float in a quantized model, e.g. lm_head).
-   */
+  /** x @ W (+ bias) for a [k, n] weight: MatMul in fp32 (or when told not to quantize), MatMulNBits when quantized here or before. */
   linear(x: string, name: string, weight: LinearWeight, k: number, n: number, bias?: Float32Array, quantize = true): string {
     const g = this.g;
-    const float = weight instanceof Float32Array && (this.bits === undefined || !quantize);
-    const product = float
-      ? g.op1('MatMul', [x, g.weight(`${name}.weight`, [k, n], weight as Float32Array)])
+    const product = weight instanceof Float32Array && (this.bits === undefined || !quantize)
+      ? g.op1('MatMul', [x, g.weight(`${name}.weight`, [k, n], weight)])
       : this.matMulNBits(x, name, weight instanceof Float32Array ? quantizeMatrix(weight, k, n, this.bits!) : weight, k, n);
     return bias === undefined ? product : g.op1('Add', [product, g.weight(`${name}.bias`, [n], bias)]);
   }
