@@ -33,6 +33,10 @@ export const METRIC = {
   rejections: 'Rejections',
   /** Count, with dimension Percent; one per key per threshold crossing. */
   keyBudgetThresholdCrossed: 'KeyBudgetThresholdCrossed',
+  /** Count, with dimension Alias; one per canary ended by automatic rollback (by the gateway whose write landed). */
+  aliasAutoRollbacks: 'AliasAutoRollbacks',
+  /** Count of 5xx responses; emitted per model version (dimension ModelVersion). */
+  serverErrors: 'ServerErrors',
 } as const;
 
 export type MetricName = (typeof METRIC)[keyof typeof METRIC];
@@ -42,6 +46,13 @@ export const DIMENSION = {
   reason: 'Reason',
   /** On KeyBudgetThresholdCrossed: the crossed percent as a decimal string, e.g. "80". */
   percent: 'Percent',
+  /**
+   * On the per-version line (Requests, ServerErrors, TtftMs, tokens, CostMicroUsd): the exact
+   * version that served, `name@version`; bounded by the configured models.
+   */
+  modelVersion: 'ModelVersion',
+  /** On AliasAutoRollbacks: the alias name (bounded by the aliases an operator creates). */
+  alias: 'Alias',
 } as const;
 
 /** The bounded values of the Reason dimension; the dashboard graphs whatever values appear. */

@@ -37,12 +37,15 @@ import { rateLimitHeaders } from './api/rate-limit-headers.js';
 import type { GenerationInput, GenerationParams, ModelBackend } from './backends/model-backend.js';
 import { CACHE_STATUS_HEADER } from './cache/index.js';
 import type { FinishReason, GenerationEvent, Usage } from './engine/index.js';
+import { stickinessKey, type ModelResolver } from './routing/index.js';
 import { startGeneration, type AdmissionSetup, type CacheSetup, type StartedGeneration } from './generation-flow.js';
-import { emitBudgetThresholdCrossed, emitRequestMetrics, requestLog, type RequestLogger } from './telemetry/index.js';
+import { emitBudgetThresholdCrossed, emitModelVersionMetrics, emitRequestMetrics, requestLog, type RequestLogger } from './telemetry/index.js';
 
 export interface GatewayOptions {
-  /** Public model id → backend. */
+  /** Public model id → backend: bare names and exact versions (`qwen@4`), see ModelRegistry. */
   backends: ReadonlyMap<string, ModelBackend>;
+  /** Aliases in DynamoDB that point a name at versions (blue/green, canary); absent: none. */
+  aliases?: ModelResolver;
   /** The model /v1/generate uses when the request names none. */
   defaultModel: string;
   /** Looks a presented API key up; absent when keys are switched off (a model function behind IAM). */
@@ -85,13 +88,24 @@ interface RequestContext {
 
 type Endpoint = 'chat' | 'completions' | 'generate';
 
+/** Which model version served a response (`name@version`), the same as its `model` field. */
+export const MODEL_VERSION_HEADER = 'x-aigw-model-version';
+
 export function createGateway(options: GatewayOptions): Gateway {
   return async (request, runtime = DETACHED) => {
     const ctx: RequestContext = {
       runtime,
       requestId: `req_${randomBytes(12).toString('hex')}`,
       started: performance.now(),
-      log: requestLog(options.logger, options.logPrompts, options.metrics && ((fields) => emitRequestMetrics(options.metrics!, fields))),
+      log: requestLog(
+        options.logger,
+        options.logPrompts,
+        options.metrics &&
+          ((fields) => {
+            emitRequestMetrics(options.metrics!, fields);
+            emitModelVersionMetrics(options.metrics!, fields);
+          }),
+      ),
     };
     ctx.log.set({ requestId: ctx.requestId, method: request.method, path: new URL(request.url).pathname });
     const origin = request.headers.get('origin');
@@ -137,7 +151,7 @@ async function route(options: GatewayOptions, request: Request, ctx: RequestCont
   const keyOrigins = ctx.key?.allowedOrigins ?? [];
   if (origin && keyOrigins.length > 0 && !originAllowed(origin, keyOrigins)) throw originNotAllowed(origin);
 
-  if (isModels) return listModels(options, pathname, ctx);
+  if (isModels) return await listModels(options, pathname, ctx);
   const body = await readJsonBody(request, options.maxRequestBytes);
   return generateResponse(options, endpoint!, body, request, ctx);
 }
@@ -169,25 +183,42 @@ async function authenticate(
   return key;
 }
 
-function visibleBackends(options: GatewayOptions, key: ApiKeyRecord | undefined): ModelBackend[] {
+/** A key limited to some models may send those names: an alias, a model's name (any version) or one version. */
+function keyMayUse(key: ApiKeyRecord | undefined, model: string): boolean {
   const allowed = key?.allowedModels ?? [];
-  return [...options.backends.values()].filter((b) => allowed.length === 0 || allowed.includes(b.id));
+  return allowed.length === 0 || allowed.includes(model) || allowed.includes(model.split('@')[0]!);
 }
 
 function resolveBackend(options: GatewayOptions, model: string, key: ApiKeyRecord | undefined): ModelBackend {
   // A model the key may not use is reported exactly like one that does not exist.
-  const backend = visibleBackends(options, key).find((b) => b.id === model);
+  const backend = keyMayUse(key, model) ? options.backends.get(model) : undefined;
   if (!backend) throw modelNotFound(model);
   return backend;
 }
 
-function listModels(options: GatewayOptions, pathname: string, ctx: RequestContext): Response {
+/** The requested name through its alias, if it is one, to the version that serves this caller. */
+async function resolveModel(options: GatewayOptions, model: string, request: Request, user: string | undefined, ctx: RequestContext): Promise<ModelBackend> {
+  if (!options.aliases || !keyMayUse(ctx.key, model)) return resolveBackend(options, model, ctx.key);
+  const stickiness = stickinessKey({ keyId: ctx.key?.keyId, session: request.headers.get('x-aigw-session'), user });
+  const resolved = await options.aliases.resolve(model, stickiness, options.backends);
+  if (!resolved) throw modelNotFound(model);
+  if (resolved.alias) ctx.log.set({ alias: resolved.alias.name, aliasRevision: resolved.alias.revision, aliasRole: resolved.alias.role });
+  return resolved.backend;
+}
+
+async function listModels(options: GatewayOptions, pathname: string, ctx: RequestContext): Promise<Response> {
+  const objectOf = (id: string, backend: ModelBackend) => modelObject(id, backend.created, backend.ownedBy);
   if (pathname === '/v1/models') {
-    return Response.json(modelList(visibleBackends(options, ctx.key).map((b) => modelObject(b.id, b.created, b.ownedBy))));
+    const served = [...options.backends].filter(([id]) => keyMayUse(ctx.key, id)).map(([id, backend]) => objectOf(id, backend));
+    const aliasNames = options.aliases ? await options.aliases.aliasNames() : [];
+    const aliases = aliasNames
+      .filter((name) => !options.backends.has(name) && keyMayUse(ctx.key, name))
+      .map((name) => modelObject(name, served[0]?.created ?? Math.floor(Date.now() / 1000), 'aigw'));
+    return Response.json(modelList([...served, ...aliases]));
   }
   const id = decodeURIComponent(pathname.slice('/v1/models/'.length));
-  const backend = resolveBackend(options, id, ctx.key);
-  return Response.json(modelObject(backend.id, backend.created, backend.ownedBy));
+  const backend = options.aliases ? await resolveModel(options, id, new Request('http://aigw/'), undefined, ctx) : resolveBackend(options, id, ctx.key);
+  return Response.json(objectOf(id, backend));
 }
 
 async function readJsonBody(request: Request, maxBytes: number): Promise<unknown> {
@@ -222,6 +253,8 @@ async function readJsonBody(request: Request, maxBytes: number): Promise<unknown
 
 interface NormalizedRequest {
   model: string;
+  /** OpenAI's `user` field: with an alias, it keeps one end user on one version. */
+  user?: string;
   input: GenerationInput;
   params: GenerationParams;
   stream: boolean;
@@ -231,11 +264,11 @@ interface NormalizedRequest {
 function normalize(endpoint: Endpoint, body: unknown, defaultModel: string): NormalizedRequest {
   if (endpoint === 'chat') {
     const req: ChatCompletionRequest = parseChatCompletionRequest(body);
-    return { model: req.model, input: { kind: 'chat', messages: req.messages }, params: paramsOf(req), stream: req.stream, includeUsage: req.includeUsage };
+    return { model: req.model, user: req.user, input: { kind: 'chat', messages: req.messages }, params: paramsOf(req), stream: req.stream, includeUsage: req.includeUsage };
   }
   if (endpoint === 'completions') {
     const req: CompletionRequest = parseCompletionRequest(body);
-    return { model: req.model, input: { kind: 'text', prompt: req.prompt }, params: paramsOf(req), stream: req.stream, includeUsage: req.includeUsage };
+    return { model: req.model, user: req.user, input: { kind: 'text', prompt: req.prompt }, params: paramsOf(req), stream: req.stream, includeUsage: req.includeUsage };
   }
   const req: GenerateRequest = parseGenerateRequest(body);
   return { model: req.model ?? defaultModel, input: { kind: 'chat', messages: req.messages }, params: paramsOf(req), stream: req.stream, includeUsage: true };
@@ -265,8 +298,8 @@ async function generateResponse(
   ctx: RequestContext,
 ): Promise<Response> {
   const req = normalize(endpoint, body, options.defaultModel);
-  const backend = resolveBackend(options, req.model, ctx.key);
-  ctx.log.set({ model: backend.id, stream: req.stream });
+  const backend = await resolveModel(options, req.model, request, req.user, ctx);
+  ctx.log.set({ model: backend.id, modelVersion: backend.version, stream: req.stream });
   ctx.log.setPrompt(req.input);
   const prepared = await backend.prepare(req.input, req.params);
   ctx.log.set({ promptTokens: prepared.promptTokens });
@@ -288,12 +321,17 @@ async function generateResponse(
     },
   });
   ctx.log.set({ cache: started.cacheStatus });
-  const headers: Record<string, string> = { [CACHE_STATUS_HEADER]: started.cacheStatus, ...rateLimitHeaders(started.rateLimits) };
+  // Like OpenAI's dated snapshots: `model` says the exact version that served, never the alias.
+  const headers: Record<string, string> = {
+    [CACHE_STATUS_HEADER]: started.cacheStatus,
+    [MODEL_VERSION_HEADER]: backend.version,
+    ...rateLimitHeaders(started.rateLimits),
+  };
   const shape: ResponseShape = {
     endpoint,
     id: newCompletionId(endpoint === 'completions' ? 'cmpl' : 'chatcmpl'),
     created: Math.floor(Date.now() / 1000),
-    model: backend.id,
+    model: backend.version,
   };
   if (!req.stream) {
     const { text, finishReason, usage, costMicros } = await collect(started, ctx);

@@ -6,3 +6,5 @@ export * from './alias-store.js';
 export * from './sticky-assignment.js';
 export * from './canary-health.js';
 export * from './model-resolver.js';
+export * from './upstream-models.js';
+export * from './release-setup.js';
