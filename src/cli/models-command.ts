@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { aliasCommand } from './alias-command.js';
 import { packCommand } from './model-pack-command.js';
 import { listCommand, pushCommand } from './model-store-commands.js';
 
@@ -14,5 +15,6 @@ export function modelsCommand(): Command {
     .description('model packages: pack a folder, push to and list the S3 model store')
     .addCommand(packCommand())
     .addCommand(pushCommand())
-    .addCommand(listCommand());
+    .addCommand(listCommand())
+    .addCommand(aliasCommand());
 }
