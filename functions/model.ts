@@ -2,7 +2,7 @@
 // URL): the model package from S3, loaded once per container, served as an OpenAI-compatible API.
 import { Logger } from '@aws-lambda-powertools/logger';
 import { MODEL_CACHE_DIR, MODEL_ENV } from '../infra/function-env.js';
-import { MODEL_SERVICE_NAME } from '../infra/metric-names.js';
+import { MODEL_SERVICE_NAME } from '../src/telemetry/metric-names.js';
 import { streamingHandler } from '../src/adapters/lambda-streaming.js';
 import { modelFunctionGateway } from '../src/adapters/model-function.js';
 import { createModelStoreClient } from '../src/models/index.js';

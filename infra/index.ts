@@ -15,7 +15,7 @@ export { originSelectorSource } from './edge-origin-selector.js';
 export { EDGE_REGION, EdgeStack, ORIGIN_KEEPALIVE_TIMEOUT, ORIGIN_READ_TIMEOUT, type EdgeStackProps, type GatewayOrigin } from './edge-stack.js';
 export { functionBundling, LAYER_PROVIDED_MODULES } from './function-bundling.js';
 export { GATEWAY_ENV, MODEL_CACHE_DIR, MODEL_ENV, readModelFunctionUrls, type ModelFunctionUrl } from './function-env.js';
-export * from './metric-names.js';
+export * from '../src/telemetry/metric-names.js';
 export { GatewayAlarms, GatewayDashboard } from './monitoring.js';
 export { lambdaArchitecture, onnxruntimeLayer } from './onnxruntime-layer.js';
 export { ORIGIN_SECRET_ACCEPTED_STAGES, ORIGIN_SECRET_HEADER, ORIGIN_SECRET_NAME } from './origin-protection.js';

@@ -15,7 +15,7 @@ import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
 import type { DeployConfig } from './deploy-config.js';
-import { DIMENSION, GATEWAY_SERVICE_NAME, METRIC, METRIC_NAMESPACE, SERVICE_DIMENSION, gatewayDimensions } from './metric-names.js';
+import { DIMENSION, GATEWAY_SERVICE_NAME, METRIC, METRIC_NAMESPACE, SERVICE_DIMENSION, gatewayDimensions } from '../src/telemetry/metric-names.js';
 
 function gatewayMetric(
   name: string,
@@ -53,7 +53,7 @@ export class GatewayAlarms extends Construct {
   constructor(scope: Construct, id: string, props: GatewayAlarmsProps) {
     super(scope, id);
     const { config } = props;
-    this.topic = new Topic(this, 'Topic', { displayName: 'aigw budget alarms' });
+    this.topic = new Topic(this, 'Topic', { displayName: 'aigw budget alarms', enforceSSL: true });
     if (config.alarmEmail) this.topic.addSubscription(new EmailSubscription(config.alarmEmail));
     const action = new SnsAction(this.topic);
 

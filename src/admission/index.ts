@@ -5,3 +5,7 @@ export * from './limits.js';
 export * from './pricing.js';
 export * from './windows.js';
 export * from './admission-control.js';
+export * from './admission-errors.js';
+export type { RateLimitStatus } from './limits-item.js';
+export { retryWithin, type SettledUsage } from './settlement.js';
+export * from './usage-rollup.js';

@@ -9,6 +9,8 @@ import { CacheHeaderError } from '../cache/errors.js';
 // The files, not routing/index.js: its upstream models import this module back.
 import { AliasStoreUnavailableError } from '../routing/alias-store.js';
 import { AliasTargetMissingError } from '../routing/model-resolver.js';
+import { RoutingError } from '../routing/routing-errors.js';
+import { BackendError } from '../backends/errors.js';
 import { rateLimitHeaders } from './rate-limit-headers.js';
 
 export interface ApiErrorOptions {
@@ -109,6 +111,13 @@ export function methodNotAllowed(method?: string, path?: string, allow?: readonl
   });
 }
 
+/** nginx's 499: the client went away (mid-upload or mid-answer); logged, never seen by anyone. */
+export function clientClosedRequest(): ApiError {
+  return new ApiError(499, 'The client closed the request before the response was complete.', {
+    code: 'client_closed_request',
+  });
+}
+
 export function errorBody(error: ApiError): ErrorBody {
   return { error: { message: error.message, type: error.type, param: error.param, code: error.code } };
 }
@@ -176,6 +185,14 @@ export function toApiError(error: unknown, opts: ToApiErrorOptions = {}): ApiErr
     return new ApiError(400, error.message, { code: 'invalid_cache_header', param: error.header });
   }
 
+  if (error instanceof RoutingError) {
+    return new ApiError(error.status, error.message, {
+      code: error.code,
+      ...(error.code === 'model_unavailable' ? { headers: { 'retry-after': '1' } } : {}),
+    });
+  }
+  if (error instanceof BackendError) return backendApiError(error);
+
   if (error instanceof EngineError) {
     switch (error.code) {
       case 'context_length_exceeded':
@@ -205,12 +222,23 @@ export function toApiError(error: unknown, opts: ToApiErrorOptions = {}): ApiErr
   if (error instanceof ModelPackageError || error instanceof TokenizerLoadError || error instanceof ChatTemplateError) {
     return new ApiError(503, MODEL_UNAVAILABLE, { code: 'model_unavailable' });
   }
-  if (isAbortError(error)) {
-    return new ApiError(499, 'The client closed the request before the response was complete.', {
-      code: 'client_closed_request',
-    });
-  }
+  if (isAbortError(error)) return clientClosedRequest();
   return new ApiError(500, GENERIC_SERVER_ERROR);
+}
+
+function backendApiError(error: BackendError): ApiError {
+  switch (error.kind) {
+    case 'context_length_exceeded':
+      return new ApiError(400, error.message, { code: 'context_length_exceeded', param: error.detail.param ?? null });
+    case 'upstream_unavailable':
+      return new ApiError(503, error.message, { code: 'upstream_unavailable', headers: { 'retry-after': error.detail.retryAfterSeconds ?? '1' } });
+    case 'upstream_refused': {
+      const refusal = error.detail.refusal!;
+      return new ApiError(refusal.status, error.message, { type: refusal.type, param: refusal.param, code: refusal.code });
+    }
+    case 'upstream_failed':
+      return new ApiError(502, error.message, { code: 'upstream_error' });
+  }
 }
 
 function isAbortError(error: unknown): boolean {

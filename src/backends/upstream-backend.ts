@@ -1,7 +1,7 @@
 import type { ModelPrice } from '../admission/pricing.js';
-import { ApiError } from '../api/errors.js';
 import { parseSse } from '../api/sse-parser.js';
 import type { FinishReason, GenerationEvent, Usage } from '../engine/index.js';
+import { BackendError } from './errors.js';
 import type { GenerationInput, GenerationParams, ModelBackend, PreparedGeneration } from './model-backend.js';
 
 /** What a signer sees: the exact request fetch will send, body bytes included. */
@@ -35,6 +35,11 @@ export interface UpstreamBackendOptions {
   /** The longest wait for the upstream's response headers (a cold model function loads its model first). */
   timeoutMs?: number;
   ownedBy?: string;
+  /**
+   * The upstream takes vLLM's `continue_final_message` (aigw and vLLM do): it can continue a
+   * partial assistant reply, so a fallback chain may resume a broken stream on it.
+   */
+  continuesChat?: boolean;
 }
 
 /** Options that can't work together. */
@@ -71,7 +76,13 @@ export function upstreamBackend(options: UpstreamBackendOptions): ModelBackend {
     created,
     ownedBy: options.ownedBy ?? 'aigw',
     contextLength: options.contextLength,
+    continuesChat: options.continuesChat === true,
     async prepare(input: GenerationInput, params: GenerationParams): Promise<PreparedGeneration> {
+      if (input.kind === 'chat' && input.continueFinalMessage && !options.continuesChat) {
+        throw new BackendError('upstream_refused', `The model \`${options.id}\` cannot continue a partial assistant message.`, {
+          refusal: { status: 400, param: 'continue_final_message', code: 'unsupported_parameter' },
+        });
+      }
       const promptTokens = promptTokenBound(input);
       const { maxTokens, sentMaxTokens } = completionBound(options, promptTokens, params.maxTokens);
       const path = input.kind === 'chat' ? '/v1/chat/completions' : '/v1/completions';
@@ -113,10 +124,10 @@ function completionBound(
   if (requested !== undefined) {
     // No prompt fits beside this many: say so as the engine would, before reserving a budget for it.
     if (requested >= options.contextLength) {
-      throw new ApiError(
-        400,
+      throw new BackendError(
+        'context_length_exceeded',
         `This model's maximum context length is ${options.contextLength} tokens, but max_tokens is ${requested}. Please reduce max_tokens.`,
-        { code: 'context_length_exceeded', param: 'max_tokens' },
+        { param: 'max_tokens' },
       );
     }
     return { maxTokens: requested, sentMaxTokens: requested };
@@ -131,6 +142,8 @@ function requestBody(model: string, input: GenerationInput, params: GenerationPa
   const body: Record<string, unknown> = {
     model,
     ...(input.kind === 'chat' ? { messages: input.messages.map(({ role, content }) => ({ role, content })) } : { prompt: input.prompt }),
+    // vLLM's pair: the last (assistant) message is continued, not answered.
+    ...(input.kind === 'chat' && input.continueFinalMessage ? { continue_final_message: true, add_generation_prompt: false } : {}),
     max_tokens: maxTokens,
     temperature: params.temperature,
     top_p: params.topP,
@@ -193,7 +206,7 @@ async function* relay(
     }
   } catch (error) {
     signal.throwIfAborted();
-    if (error instanceof ApiError) throw error;
+    if (error instanceof BackendError) throw error;
     throw upstreamFailure('the upstream stream broke off', error);
   }
   if (!finishReason) throw upstreamFailure('the upstream stream ended without a finish reason');
@@ -224,10 +237,7 @@ async function send(
   } catch {
     signal.throwIfAborted();
     const why = timedOut ? `did not answer within ${timeoutMs} ms` : 'could not be reached';
-    throw new ApiError(503, `The model server ${why}. Please try again shortly.`, {
-      code: 'upstream_unavailable',
-      headers: { 'retry-after': '1' },
-    });
+    throw new BackendError('upstream_unavailable', `The model server ${why}. Please try again shortly.`, { retryAfterSeconds: '1' });
   } finally {
     clearTimeout(timer);
   }
@@ -249,7 +259,7 @@ function parseChunk(eventType: string, data: string): UpstreamChunk {
   if (typeof chunk !== 'object' || chunk === null) throw upstreamFailure('the upstream sent an event that is not an object');
   if (eventType === 'error' || chunk.error) {
     const message = typeof chunk.error?.message === 'string' ? chunk.error.message : 'The model server failed mid-stream.';
-    throw new ApiError(502, message, { code: 'upstream_error' });
+    throw new BackendError('upstream_failed', message);
   }
   return chunk;
 }
@@ -265,24 +275,23 @@ function usageOf(usage: NonNullable<UpstreamChunk['usage']>): Usage {
  * as they are. The upstream refusing the gateway's own credentials, failing, or answering
  * something unreadable is the gateway's problem: 502. A throttled model function is busy: 503.
  */
-async function upstreamError(response: Response): Promise<ApiError> {
+async function upstreamError(response: Response): Promise<BackendError> {
   const text = await response.text().catch(() => '');
   const error = openAiError(text);
   const status = response.status;
   if (status === 401 || status === 403) {
-    return new ApiError(502, `The model server refused the gateway's credentials (HTTP ${status}).`, { code: 'upstream_error' });
+    return new BackendError('upstream_failed', `The model server refused the gateway's credentials (HTTP ${status}).`);
   }
   // Before the 4xx pass-through: an upstream's 429 is the model's capacity, not the client's limit.
   if (status === 429) {
-    return new ApiError(503, 'The model is at capacity. Please try again shortly.', {
-      code: 'upstream_unavailable',
-      headers: { 'retry-after': response.headers.get('retry-after') ?? '1' },
+    return new BackendError('upstream_unavailable', 'The model is at capacity. Please try again shortly.', {
+      retryAfterSeconds: response.headers.get('retry-after') ?? '1',
     });
   }
   if (status >= 400 && status < 500 && error) {
-    return new ApiError(status, error.message, { type: error.type, param: error.param, code: error.code });
+    return new BackendError('upstream_refused', error.message, { refusal: { status, type: error.type, param: error.param, code: error.code } });
   }
-  return new ApiError(502, `The model server failed (HTTP ${status}).`, { code: 'upstream_error' });
+  return new BackendError('upstream_failed', `The model server failed (HTTP ${status}).`);
 }
 
 function openAiError(text: string): { message: string; type?: string; param: string | null; code: string | null } | undefined {
@@ -303,8 +312,6 @@ function openAiError(text: string): { message: string; type?: string; param: str
   };
 }
 
-function upstreamFailure(message: string, cause?: unknown): ApiError {
-  const error = new ApiError(502, `The model server sent a broken response: ${message}.`, { code: 'upstream_error' });
-  if (cause !== undefined) error.cause = cause;
-  return error;
+function upstreamFailure(message: string, cause?: unknown): BackendError {
+  return new BackendError('upstream_failed', `The model server sent a broken response: ${message}.`, { cause });
 }

@@ -1,14 +1,14 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
-import { GATEWAY_SERVICE_NAME, METRIC_NAMESPACE } from '../../infra/metric-names.js';
+import { GATEWAY_SERVICE_NAME, METRIC_NAMESPACE } from '../telemetry/metric-names.js';
 import { AdmissionControl, authenticateApiKey, createApiKey, listApiKeys } from '../admission/index.js';
 import { serveNode } from '../adapters/node-server.js';
 import { ResponseCache } from '../cache/index.js';
 import { loadConfig, type AigwConfig } from '../config/index.js';
 import { unloadAllModels } from '../engine/index.js';
 import { createGateway } from '../gateway.js';
-import { createModelResolver } from '../routing/index.js';
+import { createModelResolver, routedModels } from '../routing/index.js';
 import { loadServedModels } from './served-models.js';
 import { openLocalStore } from './local-store.js';
 
@@ -44,8 +44,10 @@ export async function serve(config: AigwConfig): Promise<void> {
     const served = await loadServedModels(config, say);
     const firstModel = served.registry.list()[0]!.id;
 
+    const control = new AdmissionControl(local.store, { leaseSeconds: config.admission.lease_seconds });
+    const models = routedModels(served.registry.backends(), served.caps, config.routing, control);
     const gateway = createGateway({
-      backends: served.registry.backends(),
+      backends: models.backends,
       aliases: createModelResolver(local.store, { cacheMs: config.aliases.cache_seconds * 1000, logger, metrics }),
       defaultModel: firstModel,
       authenticate: (presented) => authenticateApiKey(local.store, presented),
@@ -53,10 +55,10 @@ export async function serve(config: AigwConfig): Promise<void> {
       maxRequestBytes: config.gateway.max_request_bytes,
       logPrompts: config.gateway.log_prompts,
       admission: {
-        control: new AdmissionControl(local.store, { leaseSeconds: config.admission.lease_seconds }),
+        control,
         plans: config.plans,
         failOpen: config.admission.fail_open,
-        modelCaps: served.caps,
+        modelCaps: models.modelCaps,
         budgetAlertPercents: config.admission.budget_alert_percents,
       },
       cache: {

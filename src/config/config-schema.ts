@@ -107,6 +107,62 @@ const cacheSection = z.strictObject(
   section('cache'),
 );
 
+// A route or fallback target: a served model, an alias or `name@version`.
+const routeTarget = (what: string) => nonEmptyText(what);
+
+const routeRuleSchema = z
+  .strictObject(
+    {
+      name: nonEmptyText('a rule name for logs and metrics').optional(),
+      target: routeTarget('the model this rule sends requests to'),
+      prompt_tokens_over: integer(0, 10_000_000).optional(),
+      max_tokens_over: integer(0, 10_000_000).optional(),
+      matches: text('a regular expression')
+        .refine(
+          (source) => {
+            try {
+              new RegExp(source, 'iu');
+              return true;
+            } catch {
+              return false;
+            }
+          },
+          { error: 'expected a regular expression that compiles (JavaScript syntax, matched ignoring case)' },
+        )
+        .optional(),
+      words: z.array(nonEmptyText('a word'), { error: 'expected a list of words' }).min(1, { error: 'expected at least one word' }).optional(),
+      header: nonEmptyText(`a value of the x-aigw-route header`).optional(),
+    },
+    { error: 'expected a rule table ([[routing.routes.<name>.rules]])' },
+  )
+  .refine((rule) => ['prompt_tokens_over', 'max_tokens_over', 'matches', 'words', 'header'].filter((k) => rule[k as keyof typeof rule] !== undefined).length === 1, {
+    error: 'expected exactly one of prompt_tokens_over, max_tokens_over, matches, words or header',
+  });
+
+const routeSchema = z.strictObject(
+  {
+    default: routeTarget('the model requests go to when no rule matches'),
+    rules: z.array(routeRuleSchema, { error: 'expected a list of rules' }).default(() => []),
+  },
+  { error: 'expected a route table ([routing.routes.<name>])' },
+);
+
+const routingSection = z.strictObject(
+  {
+    first_token_timeout_ms: integer(100, 900_000).default(30_000),
+    stall_timeout_ms: integer(100, 900_000).default(15_000),
+    breaker_failure_threshold: integer(1, 1000).default(3),
+    breaker_cooldown_seconds: integer(1, 86_400).default(30),
+    routes: z.record(z.string(), routeSchema, { error: 'expected tables [routing.routes.<name>]' }).default(() => ({})),
+    fallbacks: z
+      .record(z.string(), z.array(routeTarget('a model name'), { error: 'expected a list of model names' }), {
+        error: 'expected a table of model → list of fallback models ([routing.fallbacks])',
+      })
+      .default(() => ({})),
+  },
+  section('routing'),
+);
+
 /** US dollars as a decimal string ("2.50") or number, to integer micro-dollars, exactly. */
 export const usdMicros = z
   .union([z.string(), z.number()], { error: 'expected dollars such as "2.50"' })
@@ -253,6 +309,7 @@ export const configSchema = z.strictObject({
   cache: cacheSection.prefault({}),
   plans: plansSection.prefault({}),
   aliases: aliasesSection.prefault({}),
+  routing: routingSection.prefault({}),
   // `cdk deploy` reads [deploy] (infra/deploy-config.ts validates it); the gateway ignores it.
   deploy: z.record(z.string(), z.unknown(), { error: 'expected a table ([deploy])' }).optional(),
 });

@@ -1,7 +1,7 @@
 // Metrics of releases: each model version's own requests, errors, latency and cost (so a canary
 // can be compared with stable on the dashboard), and automatic rollbacks of an alias.
 import { MetricUnit, type Metrics } from '@aws-lambda-powertools/metrics';
-import { DIMENSION, METRIC } from '../../infra/metric-names.js';
+import { DIMENSION, METRIC } from './metric-names.js';
 import type { FinishedRequest } from './request-metrics.js';
 
 /** A line of its own, so the ModelVersion dimension does not split the gateway-wide metrics. */

@@ -4,7 +4,7 @@ import { Console } from 'node:console';
 import { Writable } from 'node:stream';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { expect, it } from 'vitest';
-import { GATEWAY_SERVICE_NAME, METRIC_NAMESPACE } from '../../infra/metric-names.js';
+import { GATEWAY_SERVICE_NAME, METRIC_NAMESPACE } from '../../src/telemetry/metric-names.js';
 import type { ModelBackend } from '../../src/backends/model-backend.js';
 import { startTestGateway, TEST_MODEL_ID, type TestGateway } from '../helpers/test-gateway.js';
 

@@ -1,6 +1,6 @@
 import { Match, type Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { METRIC } from '../../infra/metric-names.js';
+import { METRIC } from '../../src/telemetry/metric-names.js';
 import type { RegionalStack } from '../../infra/regional-stack.js';
 import { tableSchema } from '../../src/store/table-schema.js';
 import {

@@ -6,7 +6,8 @@ import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import fc from 'fast-check';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { serveNode, type NodeServer } from '../../src/adapters/node-server.js';
-import { ApiError } from '../../src/api/errors.js';
+import { toApiError, type ApiError } from '../../src/api/errors.js';
+import { BackendError } from '../../src/backends/errors.js';
 import { engineBackend } from '../../src/backends/engine-backend.js';
 import type { GenerationInput, GenerationParams, ModelBackend } from '../../src/backends/model-backend.js';
 import { sigv4Signer } from '../../src/backends/sigv4-signer.js';
@@ -249,8 +250,9 @@ async function rejection(promise: Promise<unknown>): Promise<ApiError> {
     () => undefined,
     (e: unknown) => e,
   );
-  expect(error).toBeInstanceOf(ApiError);
-  return error as ApiError;
+  // A backend throws its own typed error; what the client sees is the API edge's mapping of it.
+  expect(error).toBeInstanceOf(BackendError);
+  return toApiError(error);
 }
 
 const chatInput: GenerationInput = { kind: 'chat', messages: MESSAGES };

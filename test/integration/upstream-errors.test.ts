@@ -3,6 +3,7 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { toApiError } from '../../src/api/errors.js';
 import { upstreamBackend } from '../../src/backends/upstream-backend.js';
 
 let server: ReturnType<typeof createServer>;
@@ -34,11 +35,15 @@ it("turns the upstream's 429 into 503 upstream_unavailable, not the client's own
   const error = await (async () => {
     for await (const _ of prepared.run(new AbortController().signal));
   })().catch((e) => e);
-  expect(error).toMatchObject({ status: 503, code: 'upstream_unavailable', headers: { 'retry-after': '7' } });
+  // What the client sees is the API edge's mapping of the backend's typed error.
+  expect(toApiError(error)).toMatchObject({ status: 503, code: 'upstream_unavailable', headers: { 'retry-after': '7' } });
 });
 
 it('refuses a max_tokens that leaves no room for any prompt, as the engine does', async () => {
-  await expect(upstreamBackend(options()).prepare(input, { maxTokens: 4096 })).rejects.toMatchObject({
+  const error = await upstreamBackend(options())
+    .prepare(input, { maxTokens: 4096 })
+    .catch((e: unknown) => e);
+  expect(toApiError(error)).toMatchObject({
     status: 400,
     code: 'context_length_exceeded',
     param: 'max_tokens',

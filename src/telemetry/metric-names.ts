@@ -1,5 +1,5 @@
 // The one list of aigw's CloudWatch metrics: the gateway emits them as EMF and the CDK stacks
-// graph and alarm on them, so both import this file. No CDK imports here: Lambda bundles it.
+// (infra/) graph and alarm on them, importing them from here. No CDK imports: Lambda bundles it.
 
 /** CloudWatch namespace of every aigw metric (POWERTOOLS_METRICS_NAMESPACE of the gateway). */
 export const METRIC_NAMESPACE = 'aigw';
@@ -31,6 +31,12 @@ export const METRIC = {
   ttftMs: 'TtftMs',
   /** Count, with dimension Reason. */
   rejections: 'Rejections',
+  /** Count, with dimension RouteReason; one per request to a routed model. */
+  routeDecisions: 'RouteDecisions',
+  /** Count, with dimension Trigger; one per target a request left for the next one. */
+  fallbacks: 'Fallbacks',
+  /** Count, one per reply continued on another target after its stream broke. */
+  continuations: 'Continuations',
   /** Count, with dimension Percent; one per key per threshold crossing. */
   keyBudgetThresholdCrossed: 'KeyBudgetThresholdCrossed',
   /** Count, with dimension Alias; one per canary ended by automatic rollback (by the gateway whose write landed). */
@@ -53,6 +59,10 @@ export const DIMENSION = {
   modelVersion: 'ModelVersion',
   /** On AliasAutoRollbacks: the alias name (bounded by the aliases an operator creates). */
   alias: 'Alias',
+  /** On RouteDecisions: the kind of rule that matched (prompt_tokens, max_tokens, matches, words, header, default). */
+  routeReason: 'RouteReason',
+  /** On Fallbacks: why the target was left (a FallbackTrigger: timeout, server_error, stream_cut...). */
+  trigger: 'Trigger',
 } as const;
 
 /** The bounded values of the Reason dimension; the dashboard graphs whatever values appear. */
