@@ -33,7 +33,7 @@ export interface AdmissionSetup {
   plans: Readonly<Record<string, PlanConfig>>;
   /** DynamoDB down: true lets requests through unlimited, false (the default) refuses them. */
   failOpen: boolean;
-  /** Per-model caps on requests in flight across all keys, by public model id. */
+  /** Per-model caps on requests in flight across all keys, by version (`name@version`) or model name. */
   modelCaps: ReadonlyMap<string, number>;
   /** Percents of a key's daily or monthly budget whose crossing is reported once, e.g. [50, 80, 100]. */
   budgetAlertPercents?: readonly number[];
@@ -109,7 +109,7 @@ export async function startGeneration(
             maxTokens: prepared.maxTokens,
             price: backend.price,
             reserveMicros: prepared.reserveMicros,
-            model: { id: backend.id, maxConcurrentRequests: admission.modelCaps.get(backend.id) ?? 0 },
+            model: modelCap(admission.modelCaps, backend),
           }),
         )
       : undefined,
@@ -192,6 +192,12 @@ export async function startGeneration(
       for (const crossing of crossings) request.onBudgetCrossing?.(crossing);
     }
   }
+}
+
+/** A cap of the exact version (each has its own compute), else of the model's name. */
+function modelCap(caps: ReadonlyMap<string, number>, backend: ModelBackend): { id: string; maxConcurrentRequests: number } {
+  const id = caps.has(backend.version) ? backend.version : backend.id;
+  return { id, maxConcurrentRequests: caps.get(id) ?? 0 };
 }
 
 /** Limits a cache hit counts toward, as any request does. */

@@ -1,3 +1,4 @@
+import type { ModelPrice } from '../admission/pricing.js';
 import { EngineError, generate, planGeneration, type GenerationEvent, type GenerationOptions, type LoadedModel } from '../engine/index.js';
 import type { GenerationInput, GenerationParams, ModelBackend, PreparedGeneration } from './model-backend.js';
 import { Turnstile } from './turnstile.js';
@@ -7,6 +8,10 @@ export interface EngineBackendOptions {
   defaultMaxTokens?: number;
   /** Sequences decoded at once ([performance] batch_size); later requests wait their turn. */
   batchSize?: number;
+  /** The exact version id; defaults to `<id>@<the package's version>`. */
+  version?: string;
+  /** Overrides the manifest's price (integer micro-dollars per million tokens). */
+  price?: ModelPrice;
 }
 
 /** Serves a model loaded in this process: the local default, and what a model function runs. */
@@ -15,8 +20,8 @@ export function engineBackend(model: LoadedModel, id = model.manifest.name, opti
   const turnstile = new Turnstile(options.batchSize ?? 1);
   return {
     id,
-    version: `${model.manifest.name}@${model.manifest.version}`,
-    price: model.manifest.price,
+    version: options.version ?? `${id}@${model.manifest.version}`,
+    price: options.price ?? model.manifest.price,
     created,
     ownedBy: 'aigw',
     contextLength: model.manifest.contextLength,
