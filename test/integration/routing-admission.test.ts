@@ -99,6 +99,8 @@ describe('settlement', () => {
       // reading (the prompt's 4 words and the 3 tokens of the partial reply) and its 5 tokens.
       const expected = costMicros(promptTokenBound({ kind: 'chat', messages }), 3, PRICE_A) + costMicros(7, 5, PRICE_B);
       expect(usage!.cost_usd).toBe(formatUsd(expected));
+      // Settlement follows the response; closing the server waits for it.
+      await gw.close();
       const day = new Date().toISOString().slice(0, 10);
       const limits = await item(itemKeys.keyLimits(gw.keyId));
       expect(limits[`spent_d_${day}`]).toBe(expected);
