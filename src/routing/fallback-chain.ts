@@ -71,15 +71,25 @@ export function fallbackChain(options: FallbackChainOptions): ModelBackend {
     id: options.id,
     // Cache entries follow the primary: the chain is fixed, so the same request routes the same way.
     version: primary.version,
+    ...reachable(backends, primary),
+    prepare: (input, params, context) => prepareChain(options, input, params, context),
+  };
+}
+
+/**
+ * What a model served by several backends shows of itself: the highest price and the longest
+ * context of any it may reach (what admission and /v1/models see), the rest from the first.
+ */
+export function reachable(backends: readonly ModelBackend[], first: ModelBackend): Pick<ModelBackend, 'price' | 'created' | 'ownedBy' | 'contextLength' | 'continuesChat'> {
+  return {
     price: {
       inputMicrosPerMillionTokens: Math.max(...backends.map((b) => b.price.inputMicrosPerMillionTokens)),
       outputMicrosPerMillionTokens: Math.max(...backends.map((b) => b.price.outputMicrosPerMillionTokens)),
     },
-    created: primary.created,
-    ownedBy: primary.ownedBy,
+    created: first.created,
+    ownedBy: first.ownedBy,
     contextLength: Math.max(...backends.map((b) => b.contextLength)),
     continuesChat: backends.some((b) => b.continuesChat),
-    prepare: (input, params, context) => prepareChain(options, input, params, context),
   };
 }
 

@@ -1,28 +1,7 @@
 // Route decisions and fallbacks as CloudWatch EMF: the lines Powertools writes are captured.
-import { Console } from 'node:console';
-import { Writable } from 'node:stream';
-import { Metrics } from '@aws-lambda-powertools/metrics';
 import { expect, it } from 'vitest';
 import { emitRequestMetrics } from '../../src/telemetry/index.js';
-import { GATEWAY_SERVICE_NAME, METRIC_NAMESPACE } from '../../src/telemetry/metric-names.js';
-
-interface EmfLine {
-  _aws: { CloudWatchMetrics: { Dimensions: string[][]; Metrics: { Name: string }[] }[] };
-  [field: string]: unknown;
-}
-
-function capture(): { metrics: Metrics; lines: EmfLine[] } {
-  const lines: EmfLine[] = [];
-  const sink = new Writable({
-    write(chunk, _encoding, done) {
-      for (const line of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(line));
-      done();
-    },
-  });
-  const metrics = new Metrics({ namespace: METRIC_NAMESPACE, serviceName: GATEWAY_SERVICE_NAME });
-  (metrics as unknown as { console: Console }).console = new Console({ stdout: sink, stderr: sink });
-  return { metrics, lines };
-}
+import { capturedMetrics as capture, type EmfLine } from '../helpers/captured-metrics.js';
 
 const named = (lines: EmfLine[], name: string) => lines.filter((l) => l._aws.CloudWatchMetrics[0]!.Metrics.some((m) => m.Name === name));
 
