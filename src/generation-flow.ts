@@ -83,10 +83,11 @@ export async function startGeneration(
 ): Promise<StartedGeneration> {
   const { backend, prepared, key } = request;
   const decision = caching ? decideCaching(request.headers, request.params, caching.config) : undefined;
+  const keyedVersion = prepared.version ?? backend.version;
   const hash =
     caching && (decision?.read || decision?.write)
       ? cacheKey({
-          modelVersion: prepared.version ?? backend.version,
+          modelVersion: keyedVersion,
           scope: cacheScope(caching.config, key?.keyId),
           input: request.input,
           params: { ...request.params, maxTokens: prepared.maxTokens },
@@ -151,7 +152,8 @@ export async function startGeneration(
         if (admitted) request.waitUntil(afterResponse(admitted, used));
         // Stored after the response too; until stored, this instance answers a repeat from memory.
         const entry = await recording?.completed;
-        if (entry && hash && decision) {
+        // An answer a fallback target wrote (or finished) is not the keyed version's: not stored.
+        if (entry && hash && decision && (prepared.servedBy ? prepared.servedBy() : keyedVersion) === keyedVersion) {
           request.waitUntil(
             caching!.cache.put(hash, entry, decision.ttlSeconds).then((stored) => {
               if (stored === 'failed') request.warn('cache write failed', undefined);
