@@ -24,7 +24,8 @@ import type { ModelBackend } from './backends/model-backend.js';
 import { CACHE_STATUS_HEADER } from './cache/index.js';
 import { startGeneration, type AdmissionSetup, type CacheSetup } from './generation-flow.js';
 import { describeError as describe, streamedResponse, wholeResponse } from './generation-response.js';
-import { emitBudgetThresholdCrossed, emitRequestMetrics, requestLog, type RequestLogger } from './telemetry/index.js';
+import { guardedBackend, guardrailOutcome, type GuardrailPolicy } from './guardrails/index.js';
+import { emitBudgetThresholdCrossed, emitRequestMetrics, requestLog, type RequestLine, type RequestLogger } from './telemetry/index.js';
 
 export interface GatewayOptions {
   /** Public model id → backend. */
@@ -45,6 +46,10 @@ export interface GatewayOptions {
   allowedOrigins?: readonly string[];
   /** CloudWatch EMF metrics (Powertools); absent to emit none. */
   metrics?: Metrics;
+  /** Guardrail rules for each key (gateway-wide, per plan, per key); absent: none. */
+  guardrails?: GuardrailPolicy;
+  /** Told of every finished request with its log line (the audit trail, OpenTelemetry); run after the response. */
+  onRequestFinished?: readonly ((line: RequestLine) => Promise<unknown>)[];
 }
 
 /** What the runtime adapter offers a request besides the Request itself. */
@@ -75,7 +80,12 @@ export function createGateway(options: GatewayOptions): Gateway {
       runtime,
       requestId: `req_${randomBytes(12).toString('hex')}`,
       started: performance.now(),
-      log: requestLog(options.logger, options.logPrompts, options.metrics && ((fields) => emitRequestMetrics(options.metrics!, fields))),
+      log: requestLog(options.logger, options.logPrompts, (line) => {
+        if (options.metrics) emitRequestMetrics(options.metrics, line);
+        for (const observe of options.onRequestFinished ?? []) {
+          runtime.waitUntil(observe(line).then(() => undefined, (error) => options.logger.info('warning', { requestId: line.requestId, warning: 'request observer failed', cause: describe(error) })));
+        }
+      }),
     };
     ctx.log.set({ requestId: ctx.requestId, method: request.method, path: new URL(request.url).pathname });
     const origin = request.headers.get('origin');
@@ -143,6 +153,7 @@ async function authenticate(
   }
   if (!key) throw invalidApiKey();
   ctx.log.set({ keyId: key.keyId });
+  if (key.logPrompts) ctx.log.allowPrompts();
   return key;
 }
 
@@ -175,8 +186,10 @@ async function generateResponse(
   ctx: RequestContext,
 ): Promise<Response> {
   const req = parseGenerationRequest(endpoint, body, options.defaultModel);
-  const backend = resolveBackend(options, req.model, ctx.key);
-  ctx.log.set({ model: backend.id, stream: req.stream });
+  const resolved = resolveBackend(options, req.model, ctx.key);
+  const guardrails = options.guardrails?.profileFor(ctx.key);
+  const backend = guardrails ? guardedBackend(resolved, guardrails, guardrailOutcome((outcome) => ctx.log.set({ guardrails: outcome }), (input) => ctx.log.setPrompt(input))) : resolved;
+  ctx.log.set({ model: backend.id, modelVersion: resolved.version, stream: req.stream });
   ctx.log.setPrompt(req.input);
   const prepared = await backend.prepare(req.input, req.params);
   ctx.log.set({ promptTokens: prepared.promptTokens });

@@ -7,6 +7,7 @@ import { ModelPackageError } from '../models/errors.js';
 import { AdmissionRejectedError, AdmissionUnavailableError, UnknownPlanError } from '../admission/index.js';
 import { CacheHeaderError } from '../cache/errors.js';
 import { BackendError } from '../backends/errors.js';
+import { GuardrailBlockedError } from '../guardrails/guarded-backend.js';
 import { rateLimitHeaders } from './rate-limit-headers.js';
 
 export interface ApiErrorOptions {
@@ -165,6 +166,10 @@ export function toApiError(error: unknown, opts: ToApiErrorOptions = {}): ApiErr
   }
   if (error instanceof CacheHeaderError) {
     return new ApiError(400, error.message, { code: 'invalid_cache_header', param: error.header });
+  }
+
+  if (error instanceof GuardrailBlockedError) {
+    return new ApiError(400, error.message, { code: 'content_filter', param: promptParam });
   }
 
   if (error instanceof BackendError) return backendApiError(error);

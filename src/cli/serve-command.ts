@@ -11,6 +11,7 @@ import { ResponseCache } from '../cache/index.js';
 import { loadConfig, type AigwConfig } from '../config/index.js';
 import { loadModel, unloadAllModels } from '../engine/index.js';
 import { createGateway } from '../gateway.js';
+import { gatewayServices } from '../gateway-services.js';
 import { ensureDemoModel, DEMO_MODEL_PATH } from './demo-model.js';
 import { openLocalStore } from './local-store.js';
 
@@ -56,6 +57,9 @@ export async function serve(config: AigwConfig): Promise<void> {
     }
     cleanups.push(unloadAllModels);
 
+    const services = gatewayServices(config, local.store, { flushEachRequest: false });
+    cleanups.push(() => services.close());
+    await services.auditConfiguration();
     const gateway = createGateway({
       backends: new Map([[config.model.name, engineBackend(model, config.model.name, { defaultMaxTokens: config.model.max_tokens, batchSize: config.performance.batch_size })]]),
       defaultModel: config.model.name,
@@ -78,6 +82,8 @@ export async function serve(config: AigwConfig): Promise<void> {
       },
       allowedOrigins: config.gateway.allowed_origins,
       metrics,
+      guardrails: services.guardrails,
+      onRequestFinished: services.onRequestFinished,
     });
     const server = await serveNode(gateway, { host: config.gateway.host, port: config.gateway.port });
     cleanups.push(() => server.close());

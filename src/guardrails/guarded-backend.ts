@@ -24,6 +24,8 @@ export class GuardrailBlockedError extends Error {
 export interface GuardrailObserver {
   /** Called once for the prompt and once when the output ends (even early), with every rule that matched. */
   onHits(where: 'input' | 'output', hits: readonly GuardrailHit[]): void;
+  /** The prompt as the model gets it (masked), for logs that keep prompts. */
+  onInput?(input: GenerationInput): void;
 }
 
 export function guardedBackend(backend: ModelBackend, profile: GuardrailProfile, observer: GuardrailObserver): ModelBackend {
@@ -61,6 +63,7 @@ function checkInput(input: GenerationInput, set: GuardrailSet, observer: Guardra
   const checked: GenerationInput =
     input.kind === 'chat' ? { kind: 'chat', messages: input.messages.map((m) => ({ ...m, content: check(m.content) })) } : { kind: 'text', prompt: check(input.prompt) };
   observer.onHits('input', hits);
+  observer.onInput?.(checked);
   return checked;
 }
 
