@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import type { DeployConfig } from './deploy-config.js';
 import { EDGE_REGION, EdgeStack } from './edge-stack.js';
 import { RegionalStack, type FunctionEntries } from './regional-stack.js';
+import { EDGE_STACK_NAME, regionalStackName } from './stack-names.js';
 
 const repositoryRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -14,6 +15,13 @@ export interface AigwAppOptions {
   readonly projectRoot?: string;
   /** Target account; undefined leaves the stacks account-agnostic (resolved at deploy time). */
   readonly account?: string;
+  /**
+   * The deployed gateway function URL of every region (`npm run deploy` passes them after the
+   * regional stacks): the edge stack then holds them as literals, so a replaced URL changes the
+   * distribution. Without them the edge stack reads the regional stacks' outputs with
+   * Fn::GetStackOutput, which CloudFormation resolves only when the distribution changes anyway.
+   */
+  readonly gatewayUrls?: Readonly<Record<string, string>>;
 }
 
 export interface AigwStacks {
@@ -22,11 +30,7 @@ export interface AigwStacks {
   readonly edge: EdgeStack;
 }
 
-export function regionalStackName(region: string): string {
-  return `Aigw-${region}`;
-}
-
-export const EDGE_STACK_NAME = 'Aigw-Edge';
+export { EDGE_STACK_NAME, regionalStackName } from './stack-names.js';
 
 /** Adds aigw's stacks to a CDK app: one regional stack per configured region and the edge stack. */
 export function buildAigwApp(app: App, options: AigwAppOptions): AigwStacks {
@@ -51,12 +55,15 @@ export function buildAigwApp(app: App, options: AigwAppOptions): AigwStacks {
   // The primary stack's table creates the replicas the other regions' gateways use.
   for (const stack of regional.slice(1)) stack.addStackDependency(regional[0]!);
 
+  const deployed = options.gatewayUrls;
   const edge = new EdgeStack(app, EDGE_STACK_NAME, {
     env: { account, region: EDGE_REGION },
     crossRegionReferences: true,
     description: 'aigw CloudFront distribution and origin secret',
     config,
-    gatewayOrigins: regional.map((stack) => ({ region: stack.region, url: stack.gatewayUrl.url })),
+    gatewayOrigins: regional.map((stack) => ({ region: stack.region, url: deployed?.[stack.region] ?? stack.gatewayUrl.url })),
   });
+  // Literal URLs create no reference, yet the regional stacks must still come first.
+  for (const stack of regional) edge.addStackDependency(stack);
   return { regional, edge };
 }

@@ -20,7 +20,8 @@ export const LOG_RETENTION_DAYS: readonly number[] = [
 const architectureSchema = z.enum(['arm64', 'x86_64']);
 export type LambdaArchitecture = z.infer<typeof architectureSchema>;
 
-
+/** Lambda's own ceiling on one function's reservation (the account quota binds long before). */
+const MAX_RESERVED_CONCURRENCY = 100_000;
 
 // Names end up in S3 prefixes, construct ids and function names: keep them to a safe alphabet.
 const namePart = /^[a-z0-9][a-z0-9._-]{0,62}$/;
@@ -32,9 +33,9 @@ const modelSchema = z
     memory_mb: z.number().int().min(128).max(10240).default(4096),
     ephemeral_storage_mb: z.number().int().min(512).max(10240).default(4096),
     timeout_seconds: z.number().int().min(1).max(900).default(300),
-    // The hard cap on a model's compute (DESIGN.md); new accounts with a concurrency quota of 10
-    // can't reserve any, so they must ask for a quota raise first.
-    reserved_concurrency: z.number().int().min(1).default(2),
+    // 0 = no reservation: the model shares the account's unreserved pool. A new account's quota
+    // (10) leaves nothing to reserve, since Lambda keeps 100 unreserved; `aigw deploy check` says so.
+    reserved_concurrency: z.number().int().min(0).max(MAX_RESERVED_CONCURRENCY).default(0),
     architecture: architectureSchema.optional(),
     // The gateway can't read the model bucket, so what admission needs up front comes from here.
     context_length: z.number().int().positive(),
@@ -52,6 +53,12 @@ const deploySchema = z
       .refine((list) => new Set(list).size === list.length, 'regions must not repeat')
       .default(['us-east-1']),
     architecture: architectureSchema.default('arm64'),
+    // Caps the gateway function's instances in each region, so calls around CloudFront can't take
+    // the region's whole pool (README "Exposure"); 0 = no reservation.
+    gateway_reserved_concurrency: z.number().int().min(0).max(MAX_RESERVED_CONCURRENCY).default(0),
+    // The *.cloudfront.net certificate comes with CloudFront's TLSv1 viewer policy, which nobody
+    // can change: true refuses to synthesize unless domain_name and certificate_arn are set.
+    require_tls12: z.boolean().default(true),
     alarm_email: z.email().optional(),
     daily_spend_alarm_usd: z.number().positive().default(10),
     // Which of the percents the gateway counts ([admission] budget_alert_percents) raise an alarm.
@@ -100,7 +107,8 @@ export interface ModelDeployment {
   readonly memoryMb: number;
   readonly ephemeralStorageMb: number;
   readonly timeoutSeconds: number;
-  readonly reservedConcurrency: number;
+  /** Instances reserved for (and capped at) this model in each region; undefined: no reservation. */
+  readonly reservedConcurrency?: number;
   readonly architecture: LambdaArchitecture;
 }
 
@@ -108,6 +116,10 @@ export interface DeployConfig {
   /** The first region is the primary: it holds the table (replicated to the others) and the dashboard. */
   readonly regions: readonly string[];
   readonly architecture: LambdaArchitecture;
+  /** Instances reserved for (and capped at) the gateway in each region; undefined: no reservation. */
+  readonly gatewayReservedConcurrency?: number;
+  /** Refuse the default *.cloudfront.net certificate, whose viewer policy allows TLSv1. */
+  readonly requireTls12: boolean;
   readonly alarmEmail?: string;
   readonly dailySpendAlarmUsd: number;
   readonly keyBudgetAlertPercents: readonly number[];
@@ -144,6 +156,11 @@ function issuePath(path: readonly PropertyKey[]): string {
   );
 }
 
+/** 0 in aigw.toml means no reservation at all (Lambda's own 0 would mean "never run"). */
+function reservation(configured: number): number | undefined {
+  return configured === 0 ? undefined : configured;
+}
+
 /** Validates the raw `[deploy]` table (snake_case, as in aigw.toml) into a typed DeployConfig. */
 export function deployConfigFrom(raw: unknown, context: DeployContext = {}): DeployConfig {
   const result = deploySchema.safeParse(raw ?? {});
@@ -164,6 +181,8 @@ export function deployConfigFrom(raw: unknown, context: DeployContext = {}): Dep
   return {
     regions: deploy.regions,
     architecture: deploy.architecture,
+    gatewayReservedConcurrency: reservation(deploy.gateway_reserved_concurrency),
+    requireTls12: deploy.require_tls12,
     alarmEmail: deploy.alarm_email,
     dailySpendAlarmUsd: deploy.daily_spend_alarm_usd,
     keyBudgetAlertPercents: alarmed,
@@ -180,7 +199,7 @@ export function deployConfigFrom(raw: unknown, context: DeployContext = {}): Dep
       memoryMb: model.memory_mb,
       ephemeralStorageMb: model.ephemeral_storage_mb,
       timeoutSeconds: model.timeout_seconds,
-      reservedConcurrency: model.reserved_concurrency,
+      reservedConcurrency: reservation(model.reserved_concurrency),
       architecture: model.architecture ?? deploy.architecture,
       contextLength: model.context_length,
       price: {

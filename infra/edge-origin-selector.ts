@@ -10,6 +10,13 @@
 // origin header, timeouts and TLS settings of the default origin stay as they are).
 import { nearestRegionTable } from './regions.js';
 
+/**
+ * The selector's log group, the same name in every region it runs in: with a custom log group
+ * Lambda@Edge adds no "us-east-1." prefix. Each gateway region's stack and the edge stack create
+ * it up front with aigw's retention; the function may not create it anywhere else (README "Logs").
+ */
+export const EDGE_LOG_GROUP_NAME = '/aigw/edge/origin-selector';
+
 /** Lambda@Edge inline code must stay under CloudFormation's 4 KB ZipFile limit. */
 export const INLINE_CODE_LIMIT_BYTES = 4096;
 

@@ -53,7 +53,7 @@ export class GatewayAlarms extends Construct {
   constructor(scope: Construct, id: string, props: GatewayAlarmsProps) {
     super(scope, id);
     const { config } = props;
-    this.topic = new Topic(this, 'Topic', { displayName: 'aigw budget alarms' });
+    this.topic = new Topic(this, 'Topic', { displayName: 'aigw budget alarms', enforceSSL: true });
     if (config.alarmEmail) this.topic.addSubscription(new EmailSubscription(config.alarmEmail));
     const action = new SnsAction(this.topic);
 

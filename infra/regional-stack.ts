@@ -1,22 +1,32 @@
-import { ArnFormat, CfnOutput, Duration, RemovalPolicy, Size, Stack, type StackProps } from 'aws-cdk-lib';
+import { ArnFormat, CfnOutput, Duration, Size, Stack, type StackProps } from 'aws-cdk-lib';
 import { AttributeType, Billing, TableV2, type ITableV2 } from 'aws-cdk-lib/aws-dynamodb';
-import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { FunctionUrlAuthType, InvokeMode, Runtime, type FunctionUrl, type LayerVersion } from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
-import { BlockPublicAccess, Bucket, BucketEncryption } from 'aws-cdk-lib/aws-s3';
+import { Bucket, type CfnBucket } from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
 import { join } from 'node:path';
 import { GATEWAY_CONFIG_ENV } from '../src/adapters/gateway-function-config.js';
 import { modelPackagePrefix } from '../src/models/s3-store.js';
 import { tableSchema, type TableSchema } from '../src/store/table-schema.js';
 import type { DeployConfig, LambdaArchitecture } from './deploy-config.js';
+import { EDGE_LOG_GROUP_NAME } from './edge-origin-selector.js';
 import { functionBundling } from './function-bundling.js';
 import { GATEWAY_ENV, MODEL_CACHE_DIR, MODEL_ENV } from './function-env.js';
 import { GATEWAY_SERVICE_NAME, METRIC_NAMESPACE, MODEL_SERVICE_NAME } from '../src/telemetry/metric-names.js';
 import { GatewayAlarms, GatewayDashboard } from './monitoring.js';
 import { lambdaArchitecture, onnxruntimeLayer } from './onnxruntime-layer.js';
 import { ORIGIN_SECRET_NAME } from './origin-protection.js';
+import { acknowledge, acknowledgeFunction } from './rule-packs.js';
+import { EDGE_REGION } from './stack-names.js';
+import { DATA_REMOVAL_POLICY, logBucket, privateBucketProps } from './storage.js';
+
+/**
+ * The DynamoDB actions the gateway's code issues (GetCommand, PutCommand, UpdateCommand), and
+ * nothing else: test/infra/dynamodb-grants.test.ts fails when its bundle and this list drift.
+ */
+export const GATEWAY_TABLE_ACTIONS = ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'] as const;
 
 /** Source files of the two Lambda entry points (tests may point them elsewhere). */
 export interface FunctionEntries {
@@ -84,25 +94,37 @@ export class RegionalStack extends Stack {
     // Versioned so an accidental overwrite or delete of a serving model can be undone; packages
     // are immutable per version, so old versions only pile up after such accidents and expire.
     this.modelBucket = new Bucket(this, 'ModelBucket', {
-      encryption: BucketEncryption.S3_MANAGED,
-      blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
-      enforceSSL: true,
-      minimumTLSVersion: 1.2,
+      ...privateBucketProps(),
       versioned: true,
       lifecycleRules: [
         { noncurrentVersionExpiration: Duration.days(30), abortIncompleteMultipartUploadAfter: Duration.days(7) },
       ],
-      removalPolicy: RemovalPolicy.RETAIN,
+      serverAccessLogsBucket: logBucket(this, 'AccessLogs', config.logRetentionDays),
+      serverAccessLogsPrefix: 'model-bucket/',
     });
 
     this.table = this.declareTable(config);
 
-    const logGroup = (logId: string) =>
+    const logGroup = (logId: string, logGroupName?: string) =>
       new LogGroup(this, logId, {
+        logGroupName,
         retention: config.logRetentionDays as RetentionDays,
-        removalPolicy: RemovalPolicy.RETAIN,
+        removalPolicy: DATA_REMOVAL_POLICY,
       });
+    // Each function's own role, allowed to write its own log group only (no AWS managed policy,
+    // whose logs:* on every group in the account is more than a function needs).
+    const functionRole = (roleId: string, logs: LogGroup) => {
+      const role = new Role(this, roleId, { assumedBy: new ServicePrincipal('lambda.amazonaws.com') });
+      logs.grantWrite(role);
+      return role;
+    };
+    // Lambda@Edge writes the origin selector's logs in the region it runs in; this region's group
+    // exists up front, with its retention (us-east-1's is the edge stack's). See README "Logs".
+    if (config.regions.length > 1 && this.region !== EDGE_REGION) {
+      logGroup('OriginSelectorLogs', EDGE_LOG_GROUP_NAME);
+    }
 
+    const gatewayLogs = logGroup('GatewayLogs');
     const longestModelTimeout = Math.max(0, ...config.models.map((model) => model.timeoutSeconds));
     this.gateway = new NodejsFunction(this, 'Gateway', {
       entry: entries.gateway,
@@ -114,7 +136,10 @@ export class RegionalStack extends Stack {
       memorySize: 1024,
       // A streamed answer lasts as long as the slowest model's; function URLs stream for 15 min at most.
       timeout: Duration.seconds(Math.min(900, Math.max(60, longestModelTimeout + 30))),
-      logGroup: logGroup('GatewayLogs'),
+      // Bounds what calls around CloudFront can take from the region's pool (README "Exposure").
+      reservedConcurrentExecutions: config.gatewayReservedConcurrency,
+      logGroup: gatewayLogs,
+      role: functionRole('GatewayRole', gatewayLogs),
       bundling: functionBundling('gateway'),
       environment: {
         [GATEWAY_ENV.tableName]: this.table.tableName,
@@ -129,7 +154,8 @@ export class RegionalStack extends Stack {
       authType: FunctionUrlAuthType.NONE,
       invokeMode: InvokeMode.RESPONSE_STREAM,
     });
-    this.table.grantReadWriteData(this.gateway);
+    this.table.grant(this.gateway, ...GATEWAY_TABLE_ACTIONS);
+    acknowledgeFunction(this.gateway);
     this.sendLimitsToPrimary(config);
     this.gateway.addToRolePolicy(
       new PolicyStatement({
@@ -160,6 +186,7 @@ export class RegionalStack extends Stack {
     for (const model of config.models) {
       const key = `${model.name}@${model.version}`;
       const constructId = `Model-${model.name}-${model.version}`;
+      const modelLogs = logGroup(`${constructId}-Logs`);
       const fn = new NodejsFunction(this, constructId, {
         entry: entries.model,
         handler: 'handler',
@@ -172,7 +199,8 @@ export class RegionalStack extends Stack {
         timeout: Duration.seconds(model.timeoutSeconds),
         reservedConcurrentExecutions: model.reservedConcurrency,
         layers: [layerFor(model.architecture)],
-        logGroup: logGroup(`${constructId}-Logs`),
+        logGroup: modelLogs,
+        role: functionRole(`${constructId}-Role`, modelLogs),
         bundling: functionBundling('model'),
         environment: {
           [MODEL_ENV.bucket]: this.modelBucket.bucketName,
@@ -199,6 +227,9 @@ export class RegionalStack extends Stack {
           conditions: { StringLike: { 's3:prefix': [`${prefix}*`] } },
         }),
       );
+      acknowledge(fn.role!, `AwsSolutions-IAM5[Resource::<${this.getLogicalId(this.modelBucket.node.defaultChild as CfnBucket)}.Arn>/${prefix}*]`,
+        'a model package is every object under its own models/<name>/<version>/ prefix, and nothing else');
+      acknowledgeFunction(fn);
       modelFunctions.set(key, { fn, url });
       new CfnOutput(this, `${constructId}-Url`, { value: url.url, description: `function URL of model ${key}` });
     }
@@ -243,8 +274,8 @@ export class RegionalStack extends Stack {
       resource: 'table',
       resourceName: tableSchema().tableName,
     });
-    // The same data actions as the local grant, on that one table ARN.
-    TableV2.fromTableArn(this, 'PrimaryTable', primaryTableArn).grantReadWriteData(this.gateway);
+    // The same actions as the local grant, on that one table ARN.
+    TableV2.fromTableArn(this, 'PrimaryTable', primaryTableArn).grant(this.gateway, ...GATEWAY_TABLE_ACTIONS);
   }
 
   private declareTable(config: DeployConfig): ITableV2 {
@@ -261,7 +292,7 @@ export class RegionalStack extends Stack {
       billing: billing(schema.billingMode),
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
       replicas: config.regions.slice(1).map((region) => ({ region })),
-      removalPolicy: RemovalPolicy.RETAIN,
+      removalPolicy: DATA_REMOVAL_POLICY,
     });
   }
 }

@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import type { Metrics } from '@aws-lambda-powertools/metrics';
 import { AdmissionRejectedError, AdmissionUnavailableError, type ApiKeyRecord } from './admission/index.js';
 import {
+  decodePathSegment,
   errorResponse,
   invalidApiKey,
   methodNotAllowed,
@@ -173,7 +174,7 @@ function listModels(options: GatewayOptions, pathname: string, ctx: RequestConte
   if (pathname === '/v1/models') {
     return Response.json(modelList(visibleBackends(options, ctx.key).map((b) => modelObject(b.id, b.created, b.ownedBy))));
   }
-  const id = decodeURIComponent(pathname.slice('/v1/models/'.length));
+  const id = decodePathSegment(pathname.slice('/v1/models/'.length));
   const backend = resolveBackend(options, id, ctx.key);
   return Response.json(modelObject(backend.id, backend.created, backend.ownedBy));
 }
@@ -191,8 +192,9 @@ async function generateResponse(
   const backend = guardrails ? guardedBackend(resolved, guardrails, guardrailOutcome((outcome) => ctx.log.set({ guardrails: outcome }), (input) => ctx.log.setPrompt(input))) : resolved;
   ctx.log.set({ model: backend.id, modelVersion: resolved.version, stream: req.stream });
   ctx.log.setPrompt(req.input);
-  const prepared = await backend.prepare(req.input, req.params);
-  ctx.log.set({ promptTokens: prepared.promptTokens });
+  // A routed model reads the headers (x-aigw-route) and logs its decisions and fallbacks.
+  const prepared = await backend.prepare(req.input, req.params, { headers: request.headers, report: (fields) => ctx.log.set(fields) });
+  ctx.log.set({ promptTokens: prepared.promptTokens, ...(prepared.version ? { modelVersion: prepared.version } : {}) });
 
   const started = await startGeneration(options.admission, options.cache, {
     backend,
@@ -204,6 +206,7 @@ async function generateResponse(
     signal: request.signal,
     warn: (message, error) => options.logger.info('warning', { requestId: ctx.requestId, warning: message, ...(error ? { cause: describe(error) } : {}) }),
     waitUntil: (work) => ctx.runtime.waitUntil(work),
+    ...(guardrails ? { cacheVariant: `guardrails.${guardrails.id}` } : {}),
     onBudgetCrossing: (crossing) => {
       // An audit event of its own (not part of the request line) and a metric that alarms.
       options.logger.info('budget_threshold_crossed', { requestId: ctx.requestId, keyId: ctx.key?.keyId, ...crossing });

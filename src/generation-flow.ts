@@ -1,6 +1,7 @@
-// One generation's life between validation and output: cache lookup, admission (rate limits,
-// concurrency, budget reservation), the backend's events, then settlement and the cache write.
+// One generation's life between validation and output: cache lookup beside admission (rate
+// limits, concurrency, budget reservation), the backend's events, the cache write, settlement.
 import {
+  AdmissionRejectedError,
   AdmissionUnavailableError,
   costMicros,
   effectiveLimits,
@@ -9,6 +10,8 @@ import {
   type ApiKeyRecord,
   type BudgetCrossing,
   type RateLimitStatus,
+  type RejectionReason,
+  type SettledUsage,
 } from './admission/index.js';
 import type { PlanConfig } from './config/index.js';
 import type { GenerationInput, GenerationParams, ModelBackend, PreparedGeneration } from './backends/model-backend.js';
@@ -55,6 +58,8 @@ export interface GenerationRequest {
   onBudgetCrossing?(crossing: BudgetCrossing): void;
   /** Work that may finish after the response (the adapter keeps the process alive until it has). */
   waitUntil(work: Promise<void>): void;
+  /** Whatever else shapes the output and so the cache entry (the guardrail profile's id). */
+  cacheVariant?: string;
 }
 
 export interface StartedGeneration {
@@ -65,9 +70,10 @@ export interface StartedGeneration {
    * Call once the generation is over (finished, aborted or failed) with the tokens it used: the
    * backend's own count from the finish event when there is one (a model behind an upstream
    * reports its real prompt tokens there; `prepare` only had an upper bound), else the completion
-   * tokens seen so far. Settles the admission and stores a complete result in the cache. Returns
-   * the cost in micro-dollars. Safe to call more than once; only the first call counts. Never
-   * rejects: a failed settlement is reported through `warn` and the answer still goes out.
+   * tokens seen so far. Stores a complete result in the cache and hands the settlement of the
+   * admission to waitUntil (it runs after the response). Returns the cost in micro-dollars. Safe
+   * to call more than once; only the first call counts. Never rejects: a failed settlement is
+   * reported through `warn` and the answer still goes out.
    */
   finish(usage: { promptTokens?: number; completionTokens: number }): Promise<number>;
 }
@@ -82,35 +88,55 @@ export async function startGeneration(
   const hash =
     caching && (decision?.read || decision?.write)
       ? cacheKey({
-          modelVersion: backend.version,
+          modelVersion: `${prepared.version ?? backend.version}${request.cacheVariant ? `+${request.cacheVariant}` : ''}`,
           scope: cacheScope(caching.config, key?.keyId),
           input: request.input,
           params: { ...request.params, maxTokens: prepared.maxTokens },
         })
       : undefined;
-
-  const cached = hash && decision?.read ? await caching!.cache.get(hash) : undefined;
   const limits = key && admission ? effectiveLimits(admission.plans, key.plan, key.limits) : undefined;
+  const control = admission?.control;
 
-  if (cached) {
-    // A hit spends no budget, but it is a request: it counts toward the request rate limits.
-    const rateLimits = key && admission && limits ? await guard(admission, request, () => admission.control.admitCached(key.keyId, limits)) : undefined;
-    return { cacheStatus: 'HIT', rateLimits: rateLimits ?? {}, events: replay(cached), finish: async () => 0 };
-  }
-
-  const admitted: Admission | undefined =
+  // The cache lookup and the admission run side by side: one DynamoDB round trip before the
+  // first byte. The admission is the full one (slot, reservation) as most requests miss; a hit
+  // gives back what a hit does not count, after the response.
+  const [lookup, admitting] = await Promise.allSettled([
+    hash && decision?.read ? caching!.cache.get(hash) : undefined,
     key && admission && limits
-      ? await guard(admission, request, () =>
+      ? guard(admission, request, () =>
           admission.control.admit({
             keyId: key.keyId,
             limits,
             promptTokens: prepared.promptTokens,
             maxTokens: prepared.maxTokens,
             price: backend.price,
+            reserveMicros: prepared.reserveMicros,
             model: { id: backend.id, maxConcurrentRequests: admission.modelCaps.get(backend.id) ?? 0 },
           }),
         )
-      : undefined;
+      : undefined,
+  ]);
+  // ResponseCache.get never rejects: a failing store is a miss.
+  const cached = lookup.status === 'fulfilled' ? lookup.value : undefined;
+
+  if (cached) {
+    // A hit spends no budget, but it is a request: it counts toward the request rate limits.
+    let rateLimits: RateLimitStatus | undefined;
+    if (admitting.status === 'fulfilled' && admitting.value) {
+      const hit = control!.asCacheHit(admitting.value);
+      rateLimits = hit.rateLimits;
+      request.waitUntil(hit.release().catch((error) => request.warn('releasing a cache hit’s admission failed', error)));
+    } else if (admitting.status === 'rejected') {
+      const error: unknown = admitting.reason;
+      // Refused by a limit a hit is not held to (concurrency, budget, tokens): ask as a hit.
+      if (!(error instanceof AdmissionRejectedError) || REQUEST_LIMITS.has(error.reason)) throw rejected(error);
+      rateLimits = await guard(admission!, request, () => control!.admitCached(key!.keyId, limits!)).catch((e: unknown) => Promise.reject(rejected(e)));
+    }
+    if (key && control) record(control.recordUsage(key.keyId, { kind: 'cache_hit' }));
+    return { cacheStatus: 'HIT', rateLimits: rateLimits ?? {}, events: replay(cached), finish: async () => 0 };
+  }
+  if (admitting.status === 'rejected') throw rejected(admitting.reason);
+  const admitted: Admission | undefined = admitting.value;
 
   const live = prepared.run(request.signal);
   const recording = hash && decision?.write ? recorder(live) : undefined;
@@ -121,32 +147,43 @@ export async function startGeneration(
     events: recording?.events ?? live,
     finish(usage) {
       finished ??= (async () => {
-        const promptTokens = usage.promptTokens ?? prepared.promptTokens;
-        const settled = admitted
-          ? await admission!.control.settle(admitted, { promptTokens, completionTokens: usage.completionTokens }).catch((error) => {
-              // The answer is generated: deliver it. The request's slot and reservation stay held
-              // until its lease expires, and its cost is logged, not counted.
-              request.warn('settling failed', error);
-              return { costMicros: costMicros(promptTokens, usage.completionTokens, backend.price), rollup: undefined };
-            })
-          : undefined;
+        // A fallback chain knows what its targets cost; one backend's price times the tokens otherwise.
+        const used = { promptTokens: usage.promptTokens ?? prepared.promptTokens, completionTokens: usage.completionTokens, costMicros: prepared.spentMicros?.() };
+        // Settled after the response (the cost is known without DynamoDB): see AdmissionControl.settle.
+        if (admitted) request.waitUntil(afterResponse(admitted, used));
         // Stored before the response ends, so a client repeating the request finds it.
         const entry = await recording?.completed;
         if (entry && hash && decision) {
           const stored = await caching!.cache.put(hash, entry, decision.ttlSeconds);
           if (stored === 'failed') request.warn('cache write failed', undefined);
         }
-        // What the response need not wait for: the usage roll-up and budget alerts.
-        request.waitUntil(afterResponse(settled?.rollup, settled?.costMicros ?? 0));
-        return settled?.costMicros ?? 0;
+        return used.costMicros ?? costMicros(used.promptTokens, used.completionTokens, backend.price);
       })();
       return finished;
     },
   };
 
-  async function afterResponse(rollup: Promise<void> | undefined, cost: number): Promise<void> {
-    await rollup?.catch((error) => request.warn('usage roll-up failed', error));
-    if (admitted && limits && cost > 0 && admission!.budgetAlertPercents?.length) {
+  /** A refusal by a limit goes to the key's usage roll-up (after the response) before it is thrown. */
+  function rejected(error: unknown): unknown {
+    if (error instanceof AdmissionRejectedError && key && control) record(control.recordUsage(key.keyId, { kind: 'rejected', reason: error.reason }));
+    return error;
+  }
+
+  function record(work: Promise<void>): void {
+    request.waitUntil(work.catch((error) => request.warn('usage roll-up failed', error)));
+  }
+
+  async function afterResponse(admitted: Admission, used: SettledUsage): Promise<void> {
+    let cost: number;
+    try {
+      cost = await admission!.control.settle(admitted, used);
+    } catch (error) {
+      // Every try within the settle budget failed: the request's slot and reservation stay held
+      // until its lease expires (then the next request reclaims them); its cost is logged, not counted.
+      request.warn('settling failed; the hold is released when its lease expires', error);
+      return;
+    }
+    if (limits && cost > 0 && admission!.budgetAlertPercents?.length) {
       const crossings = await admission!.control.newBudgetCrossings(admitted, limits, admission!.budgetAlertPercents).catch((error) => {
         request.warn('budget threshold check failed', error);
         return [];
@@ -155,6 +192,9 @@ export async function startGeneration(
     }
   }
 }
+
+/** Limits a cache hit counts toward, as any request does. */
+const REQUEST_LIMITS: ReadonlySet<RejectionReason> = new Set(['requests_per_minute', 'requests_per_month']);
 
 /** Runs an admission call; when DynamoDB is down, fails open or closed as configured. */
 async function guard<T>(admission: AdmissionSetup, request: GenerationRequest, call: () => Promise<T>): Promise<T | undefined> {

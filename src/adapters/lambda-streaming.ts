@@ -5,6 +5,8 @@ import middy from '@middy/core';
 // @types/aws-lambda declares the runtime's `awslambda` global (streamifyResponse, HttpResponseStream):
 // importing its types here is what puts that one declaration in scope for adapters and tests.
 import type { Context, LambdaFunctionURLEvent, StreamifyHandler } from 'aws-lambda';
+import { ApiError, errorResponse } from '../api/errors.js';
+import { badRequestTarget, isUnsupportedMethod, requestUrl, unsupportedMethod } from '../api/request-target.js';
 import type { Gateway, GatewayContext } from '../gateway.js';
 
 export type { LambdaFunctionURLEvent } from 'aws-lambda';
@@ -48,23 +50,35 @@ export class Invocation implements GatewayContext {
   }
 }
 
-/** A function-URL event as the Request the gateway takes; `signal` aborts it (client gone, deadline). */
-export function toRequest(event: LambdaFunctionURLEvent, signal?: AbortSignal): Request {
+/**
+ * A function-URL event as the Request the gateway takes; `signal` aborts it (client gone,
+ * deadline). An event no Request can carry (a method the Fetch API refuses, a header it can't
+ * hold, a path that is no path) is the Response to send instead.
+ */
+export function toRequest(event: LambdaFunctionURLEvent, signal?: AbortSignal): Request | Response {
+  const method = event.requestContext.http.method;
+  if (isUnsupportedMethod(method)) return errorResponse(unsupportedMethod(method));
   const headers = new Headers();
   for (const [name, value] of Object.entries(event.headers ?? {})) {
     // Lambda has already joined repeated headers with commas, as HTTP allows.
-    if (value !== undefined) headers.set(name, value);
+    if (value === undefined) continue;
+    try {
+      headers.set(name, value);
+    } catch {
+      return errorResponse(new ApiError(400, 'A request header has a name or value HTTP does not allow.', { code: 'invalid_header' }));
+    }
   }
   // Function URLs move the Cookie header into `cookies`, one entry per cookie.
   if (event.cookies && event.cookies.length > 0) {
     const existing = headers.get('cookie');
     headers.set('cookie', [...(existing ? [existing] : []), ...event.cookies].join('; '));
   }
-  const method = event.requestContext.http.method;
-  const host = event.headers?.host ?? event.requestContext.domainName;
   const query = event.rawQueryString ? `?${event.rawQueryString}` : '';
+  // The function's own domain, never the Host header: an odd Host can't break the URL.
+  const url = requestUrl(`https://${event.requestContext.domainName}`, `${event.rawPath}${query}`);
+  if (url === undefined) return errorResponse(badRequestTarget());
   const hasBody = method !== 'GET' && method !== 'HEAD' && event.body !== undefined;
-  return new Request(`https://${host}${event.rawPath}${query}`, {
+  return new Request(url, {
     method,
     headers,
     body: hasBody ? (event.isBase64Encoded ? Buffer.from(event.body!, 'base64') : event.body) : undefined,
@@ -99,7 +113,8 @@ export function streamingHandler(gateway: Gateway): StreamingLambdaHandler {
       const invocation = invocations.get(context) ?? new Invocation();
       // middy aborts `deadline` just before the function's timeout: generation stops and settles.
       const signal = AbortSignal.any([invocation.abort.signal, deadline]);
-      const response = await gateway(toRequest(event, signal), invocation);
+      const request = toRequest(event, signal);
+      const response = request instanceof Response ? request : await gateway(request, invocation);
       return toStreamingResult(response, invocation);
     },
   ) as unknown as StreamingLambdaHandler;

@@ -1,8 +1,11 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { ApiError, errorResponse } from '../api/errors.js';
+import { badRequestTarget, isUnsupportedMethod, requestUrl, unsupportedMethod } from '../api/request-target.js';
 import type { Gateway, GatewayContext } from '../gateway.js';
+import { answerOnSocket, answeredOnSocket, httpParseError } from './client-error.js';
 
 export interface NodeServer {
   url: string;
@@ -22,24 +25,43 @@ export async function serveNode(gateway: Gateway, options: { host: string; port:
       background.add(tracked);
     },
   };
+  // Each socket's latest response: once it has started, a parse error can only close the connection.
+  const responses = new WeakMap<Socket, ServerResponse>();
+  let origin = '';
   const server = createServer((req, res) => {
     const controller = new AbortController();
     inFlight.add(controller);
+    responses.set(req.socket, res);
     // A client that goes away before the response is complete aborts generation.
     res.on('close', () => {
       if (!res.writableFinished) controller.abort();
       inFlight.delete(controller);
     });
-    handle(gateway, req, res, controller.signal, options.host, runtime).catch(() => res.destroy());
+    handle(gateway, req, res, controller.signal, origin, runtime).catch(() => {
+      // The gateway answers every error itself; this is the last resort for a bug in between.
+      if (res.headersSent) res.destroy();
+      else void send(res, errorResponse(new ApiError(500, 'The server had an error while processing your request. Sorry about that!')));
+    });
+  });
+  // What Node would otherwise answer with an empty body or a dropped connection: bad framing,
+  // headers over the size limit, request timeouts, CONNECT, an Expect it can't meet.
+  server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
+    if (responses.get(socket)?.headersSent || error.code === 'ECONNRESET') socket.destroy();
+    else answerOnSocket(socket, httpParseError(error));
+  });
+  server.on('connect', (req: IncomingMessage, socket: Socket) => answerOnSocket(socket, unsupportedMethod(req.method ?? 'CONNECT')));
+  server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+    void send(res, errorResponse(new ApiError(417, `Expect: ${req.headers.expect} is not supported; send the request without it.`, { code: 'expectation_failed' })));
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host, () => resolve());
   });
-  const { port } = server.address() as AddressInfo;
+  const address = server.address() as AddressInfo;
+  origin = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
   return {
-    url: `http://${options.host}:${port}`,
-    port,
+    url: origin,
+    port: address.port,
     async close(graceMs = 10_000) {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
@@ -59,19 +81,32 @@ async function handle(
   req: IncomingMessage,
   res: ServerResponse,
   signal: AbortSignal,
-  host: string,
+  origin: string,
   runtime: GatewayContext,
 ): Promise<void> {
-  const hasBody = req.method !== 'GET' && req.method !== 'HEAD';
-  const request = new Request(`http://${req.headers.host ?? host}${req.url ?? '/'}`, {
-    method: req.method,
+  const method = req.method ?? 'GET';
+  if (isUnsupportedMethod(method)) return send(res, errorResponse(unsupportedMethod(method)));
+  // The URL comes from the listening address and the target's path, never from the Host header.
+  const url = requestUrl(origin, req.url ?? '/');
+  if (url === undefined) return send(res, errorResponse(badRequestTarget()));
+  const hasBody = method !== 'GET' && method !== 'HEAD';
+  const request = new Request(url, {
+    method,
     headers: toHeaders(req),
     body: hasBody ? (Readable.toWeb(req) as ReadableStream<Uint8Array>) : undefined,
     signal,
     // Required by undici for a streamed request body.
     duplex: 'half',
   } as RequestInit);
-  const response = await gateway(request, runtime);
+  return send(res, await gateway(request, runtime));
+}
+
+async function send(res: ServerResponse, response: Response): Promise<void> {
+  // Already answered on the socket (a parse error in the body): this response has nowhere to go.
+  if (res.headersSent || res.destroyed || answeredOnSocket(res.socket)) {
+    await response.body?.cancel().catch(() => undefined);
+    return;
+  }
   res.statusCode = response.status;
   response.headers.forEach((value, name) => res.setHeader(name, value));
   if (!response.body) {

@@ -22,7 +22,11 @@ import {
   type RateLimitStatus,
 } from './limits-item.js';
 import { costMicros, type ModelPrice } from './pricing.js';
+import { releaseHold, releaseModelHold, type SettledUsage } from './settlement.js';
+import { addUsage, type UsageEvent } from './usage-rollup.js';
 import { windowsAt, type Windows } from './windows.js';
+
+const NOTHING: SettledUsage = { promptTokens: 0, completionTokens: 0 };
 
 /*
  * How limits stay exact under any concurrency, across any number of gateway instances:
@@ -39,8 +43,9 @@ import { windowsAt, type Windows } from './windows.js';
  *   h_<holdId>                   one in-flight request: what it reserved, and when it expires
  *   alert<pct>_d_<day>, alert<pct>_m_<month>  set once when spend crosses pct % of a budget
  * A request reserves the most it can cost (prompt × input price + max_tokens × output price)
- * before generation; settling releases the hold and commits the actual cost (one conditional
- * write; the usage roll-up for reports follows off the response's path). A request that dies without settling leaves its hold behind; once
+ * before generation; settling, after the response, releases the hold and commits the actual cost
+ * (one conditional write, see settlement.ts; the usage roll-up follows). A request that dies
+ * without settling, or whose settlement failed for its whole budget, leaves its hold behind; once
  * the hold expires (lease_seconds after admission), the next request that a limit would
  * refuse reclaims it first, so a dead request blocks a slot or budget for at most lease_seconds.
  */
@@ -52,6 +57,8 @@ export interface AdmissionRequest {
   /** The most completion tokens the request may produce. */
   maxTokens: number;
   price: ModelPrice;
+  /** Reserve this instead of the prompt and maxTokens at `price` (a fallback chain may use several prices). */
+  reserveMicros?: number;
   /** A cap on requests in flight for the model, across all keys; 0 or absent for none. */
   model?: { id: string; maxConcurrentRequests: number };
 }
@@ -61,6 +68,7 @@ export interface Admission {
   readonly keyId: string;
   readonly holdId: string;
   readonly windows: Windows;
+  readonly promptTokens: number;
   readonly reservedMicros: number;
   readonly reservedTokens: number;
   readonly price: ModelPrice;
@@ -73,6 +81,8 @@ export interface Admission {
 export interface AdmissionOptions {
   /** Seconds after which a request that never settled stops holding its slot and reservation. */
   leaseSeconds: number;
+  /** How long a settlement (and a usage roll-up write) is retried before it gives up; default 5 s. */
+  settleBudgetMs?: number;
   now?: () => number;
 }
 
@@ -83,20 +93,54 @@ export interface BudgetCrossing {
   budgetMicros: number;
 }
 
+const DEFAULT_SETTLE_BUDGET_MS = 5_000;
+
+/** Refusals that a settlement of this instance still under way may lift: it frees a slot or a reservation. */
+const LIFTED_BY_SETTLING: ReadonlySet<RejectionReason> = new Set([
+  'max_concurrent_requests',
+  'model_max_concurrent_requests',
+  'budget_per_day',
+  'budget_per_month',
+  'tokens_per_day',
+  'tokens_per_month',
+]);
+
 export class AdmissionControl {
   private readonly now: () => number;
+  readonly settleBudgetMs: number;
+  /** Settlements of this instance still under way, by limits item (key id, or model: + model id). */
+  private readonly settling = new Map<string, Set<Promise<unknown>>>();
 
   constructor(
     private readonly store: Store,
     private readonly options: AdmissionOptions,
   ) {
     this.now = options.now ?? Date.now;
+    this.settleBudgetMs = options.settleBudgetMs ?? DEFAULT_SETTLE_BUDGET_MS;
   }
 
-  /** Counts the request against every limit and reserves its largest cost, in one conditional write. */
+  /**
+   * Counts the request against every limit and reserves its largest cost, in one conditional write
+   * (and, with a per-model cap, one on the model's item at the same time: one round trip either way).
+   * Settlement runs after the response, so a client's next request can arrive before its previous
+   * one is settled; refused by a limit that settlement frees while this instance still settles
+   * for the key, it waits for those settlements and asks once more.
+   */
   async admit(request: AdmissionRequest): Promise<Admission> {
+    try {
+      return await this.admitOnce(request);
+    } catch (error) {
+      if (!(error instanceof AdmissionRejectedError) || !LIFTED_BY_SETTLING.has(error.reason)) throw error;
+      const pending = [...(this.settling.get(request.keyId) ?? []), ...(request.model ? (this.settling.get(`model:${request.model.id}`) ?? []) : [])];
+      if (pending.length === 0) throw error;
+      await Promise.allSettled(pending);
+      return this.admitOnce(request);
+    }
+  }
+
+  private async admitOnce(request: AdmissionRequest): Promise<Admission> {
     const windows = windowsAt(this.now());
-    const reservedMicros = costMicros(request.promptTokens, request.maxTokens, request.price);
+    const reservedMicros = request.reserveMicros ?? costMicros(request.promptTokens, request.maxTokens, request.price);
     const reservedTokens = request.promptTokens + request.maxTokens;
     const holdId = randomBytes(9).toString('base64url');
     const hold: Hold = {
@@ -110,36 +154,66 @@ export class AdmissionControl {
     const refusedUpfront = plan.conditions.find((c) => c.room < 0);
     if (refusedUpfront) throw new AdmissionRejectedError(refusedUpfront.reason, retryAfter(refusedUpfront.reason, windows), {});
 
-    const item = await this.conditionalAdd(itemKeys.keyLimits(request.keyId), holdId, hold, plan.adds, plan.conditions, windows);
+    const cap = request.model?.maxConcurrentRequests ?? 0;
+    const modelId = request.model && cap > 0 ? request.model.id : undefined;
+    const [keyWrite, modelWrite] = await Promise.allSettled([
+      this.conditionalAdd(itemKeys.keyLimits(request.keyId), holdId, hold, plan.adds, plan.conditions, windows),
+      // The model's item is shared by all keys; written only when a per-model cap is configured.
+      modelId
+        ? this.conditionalAdd(
+            itemKeys.modelLimits(modelId),
+            holdId,
+            { ...hold, usd: 0, tok: 0 },
+            { conc: 1 },
+            [{ attribute: 'conc', limit: cap, room: cap - 1, reason: 'model_max_concurrent_requests' }],
+            windows,
+          )
+        : Promise.resolve(undefined),
+    ]);
+    const item = keyWrite.status === 'fulfilled' ? keyWrite.value : {};
     const admission: Admission = {
       keyId: request.keyId,
       holdId,
       windows,
+      promptTokens: request.promptTokens,
       reservedMicros,
       reservedTokens,
       price: request.price,
       rateLimits: rateLimitStatus(request.limits, item, windows),
       staleAttributes: staleAttributes(item, windows),
+      modelId,
     };
-    const cap = request.model?.maxConcurrentRequests ?? 0;
-    if (!request.model || cap <= 0) return admission;
+    if (keyWrite.status === 'fulfilled' && modelWrite.status === 'fulfilled') return admission;
+    // One of the two refused: the place taken in the other was taken for nothing; give it back.
+    if (keyWrite.status === 'fulfilled') await releaseHold(this.store, { ...admission, modelId: undefined }, NOTHING, 0, this.settleBudgetMs).catch(() => undefined);
+    if (modelId && modelWrite.status === 'fulfilled') await releaseModelHold(this.store, admission, this.settleBudgetMs).catch(() => undefined);
+    throw keyWrite.status === 'rejected' ? keyWrite.reason : (modelWrite as PromiseRejectedResult).reason;
+  }
 
-    // A second write, only when a per-model cap is configured: the model's item is shared by all keys.
+  /**
+   * A place among a model's requests in flight, across all keys and gateways, for one target of
+   * a fallback chain: the release function, or undefined when the model is at its cap. The place
+   * is a hold like a request's, so a gateway that dies holding it frees it after `leaseSeconds`.
+   */
+  async holdModelSlot(modelId: string, cap: number): Promise<(() => Promise<void>) | undefined> {
+    const windows = windowsAt(this.now());
+    const holdId = randomBytes(9).toString('base64url');
+    const hold: Hold = { exp: Math.floor(this.now() / 1000) + this.options.leaseSeconds, usd: 0, tok: 0, day: windows.day, month: windows.month };
     try {
       await this.conditionalAdd(
-        itemKeys.modelLimits(request.model.id),
+        itemKeys.modelLimits(modelId),
         holdId,
-        { ...hold, usd: 0, tok: 0 },
+        hold,
         { conc: 1 },
         [{ attribute: 'conc', limit: cap, room: cap - 1, reason: 'model_max_concurrent_requests' }],
         windows,
       );
     } catch (error) {
-      // The key's slot was taken for nothing: give it back (with no spend).
-      await this.release(admission, { promptTokens: 0, completionTokens: 0 }).catch(() => undefined);
+      if (error instanceof AdmissionRejectedError && error.reason === 'model_max_concurrent_requests') return undefined;
       throw error;
     }
-    return { ...admission, modelId: request.model.id };
+    let released: Promise<void> | undefined;
+    return () => (released ??= releaseModelHold(this.store, { modelId, holdId }, this.settleBudgetMs));
   }
 
   /** A cache hit: it counts toward request rate limits but reserves and spends nothing. */
@@ -160,84 +234,72 @@ export class AdmissionControl {
   }
 
   /**
-   * Ends a request: frees its slot, turns its reservation into the actual cost and adds its
-   * completion tokens to the minute's token count, in one conditional write that completes before
-   * the response does (so a client's next request never finds its own slot still taken). The
-   * usage roll-up for reports is a second write that need not hold the response up: it comes
-   * back as `rollup` for the caller to await when convenient. Returns the cost in micro-dollars.
+   * A request admitted in full (before the cache was known to hold its answer) that the cache then
+   * answered: what remains counted is what admitCached counts, the request toward the request
+   * limits. Returns the rate-limit status as admitCached would, and the write that gives back the
+   * slot, the reservation and the prompt tokens, to run after the response.
    */
-  async settle(
-    admission: Admission,
-    usage: { promptTokens: number; completionTokens: number },
-  ): Promise<{ costMicros: number; rollup: Promise<void> }> {
-    const cost = costMicros(usage.promptTokens, usage.completionTokens, admission.price);
-    const releases: Promise<void>[] = [this.release(admission, usage, cost)];
-    if (admission.modelId) releases.push(this.releaseModelHold(admission));
-    await Promise.all(releases);
-    return { costMicros: cost, rollup: this.rollUpUsage(admission, usage, cost) };
-  }
-
-  private async release(admission: Admission, usage: { promptTokens: number; completionTokens: number }, cost = 0): Promise<void> {
-    const { windows } = admission;
-    const tokens = usage.promptTokens + usage.completionTokens;
-    const own = new Set([
-      `tpm_${windows.minute}`,
-      `usd_d_${windows.day}`,
-      `usd_m_${windows.month}`,
-      `tok_d_${windows.day}`,
-      `tok_m_${windows.month}`,
-      `spent_d_${windows.day}`,
-      `spent_m_${windows.month}`,
-    ]);
-    const spend = {
-      [`usd_d_${windows.day}`]: cost,
-      [`usd_m_${windows.month}`]: cost,
-      [`tok_d_${windows.day}`]: tokens,
-      [`tok_m_${windows.month}`]: tokens,
-      [`spent_d_${windows.day}`]: cost,
-      [`spent_m_${windows.month}`]: cost,
-      [`tpm_${windows.minute}`]: usage.completionTokens,
+  asCacheHit(admission: Admission): { rateLimits: RateLimitStatus; release: () => Promise<void> } {
+    const tokens = admission.rateLimits.tokens;
+    const rateLimits = tokens
+      ? { ...admission.rateLimits, tokens: { ...tokens, remaining: Math.min(tokens.limit, tokens.remaining + admission.promptTokens) } }
+      : admission.rateLimits;
+    return {
+      rateLimits,
+      release: () =>
+        this.tracked(admission, () =>
+          Promise.all([
+            releaseHold(this.store, admission, NOTHING, 0, this.settleBudgetMs, -admission.promptTokens),
+            admission.modelId ? releaseModelHold(this.store, admission, this.settleBudgetMs) : undefined,
+          ]).then(() => undefined),
+        ),
     };
-    // Releasing the hold undoes the reservation and the in-flight count; spend is added on top.
-    const withHold = {
-      ...spend,
-      conc: -1,
-      [`usd_d_${windows.day}`]: cost - admission.reservedMicros,
-      [`usd_m_${windows.month}`]: cost - admission.reservedMicros,
-      [`tok_d_${windows.day}`]: tokens - admission.reservedTokens,
-      [`tok_m_${windows.month}`]: tokens - admission.reservedTokens,
-    };
-    const remove = [`h_${admission.holdId}`, ...admission.staleAttributes.filter((a) => !own.has(a))];
-    const key = itemKeys.keyLimits(admission.keyId);
-    try {
-      await this.store.client.send(new UpdateCommand(updateInput(this.store, key, withHold, remove, 'attribute_exists(#r0)')));
-    } catch (error) {
-      if (!(error instanceof ConditionalCheckFailedException)) throw unavailable(error);
-      // The hold expired and was reclaimed meanwhile: its slot and reservation are already
-      // released, so only the spend is still to be counted.
-      await this.store.client.send(new UpdateCommand(updateInput(this.store, key, spend, []))).catch((e) => {
-        throw unavailable(e);
-      });
-    }
   }
 
-  private async releaseModelHold(admission: Admission): Promise<void> {
-    const key = itemKeys.modelLimits(admission.modelId!);
-    try {
-      await this.store.client.send(new UpdateCommand(updateInput(this.store, key, { conc: -1 }, [`h_${admission.holdId}`], 'attribute_exists(#r0)')));
-    } catch (error) {
-      // Already reclaimed as expired: nothing left to release.
-      if (!(error instanceof ConditionalCheckFailedException)) throw unavailable(error);
-    }
+  /**
+   * Ends a request: frees its slot, turns its reservation into the actual cost and adds its
+   * completion tokens to the minute's token count (one conditional write, retried within
+   * settleBudgetMs), then adds it to the usage roll-up. Meant to run after the response (the
+   * adapters' waitUntil); if every try fails, the hold stays until its lease expires and is then
+   * reclaimed, so a slot or reservation is never held longer than lease_seconds. Returns the cost
+   * in micro-dollars.
+   */
+  async settle(admission: Admission, usage: SettledUsage): Promise<number> {
+    // A fallback chain knows its cost better than one price times the tokens.
+    const cost = usage.costMicros ?? costMicros(usage.promptTokens, usage.completionTokens, admission.price);
+    await this.tracked(admission, () =>
+      Promise.all([
+        releaseHold(this.store, admission, usage, cost, this.settleBudgetMs),
+        admission.modelId ? releaseModelHold(this.store, admission, this.settleBudgetMs) : undefined,
+      ]),
+    );
+    await addUsage(this.store, admission.keyId, admission.windows.day, { kind: 'generated', ...usage, costMicros: cost }, this.settleBudgetMs);
+    return cost;
   }
 
-  /** Per key and UTC day: requests, tokens and cost, for usage reports. */
-  private async rollUpUsage(admission: Admission, usage: { promptTokens: number; completionTokens: number }, cost: number): Promise<void> {
-    const item = { pk: `USAGE#${admission.keyId}#${admission.windows.day}`, sk: 'USAGE' };
-    const counts = { requests: 1, promptTokens: usage.promptTokens, completionTokens: usage.completionTokens, costMicros: cost };
-    await this.store.client.send(new UpdateCommand(updateInput(this.store, item, counts, []))).catch((error) => {
-      throw unavailable(error);
-    });
+  /** Adds a cache hit or a refusal to the key's usage roll-up (a served request adds itself when settled). */
+  async recordUsage(keyId: string, event: Exclude<UsageEvent, { kind: 'generated' }>): Promise<void> {
+    await addUsage(this.store, keyId, windowsAt(this.now()).day, event, this.settleBudgetMs);
+  }
+
+  /** Runs a settlement, registered under its key's (and model's) item while it runs: see admit. */
+  private async tracked<T>(admission: Admission, work: () => Promise<T>): Promise<T> {
+    const running = work();
+    const names = [admission.keyId, ...(admission.modelId ? [`model:${admission.modelId}`] : [])];
+    for (const name of names) {
+      const set = this.settling.get(name) ?? new Set();
+      set.add(running);
+      this.settling.set(name, set);
+    }
+    try {
+      return await running;
+    } finally {
+      for (const name of names) {
+        const set = this.settling.get(name);
+        set?.delete(running);
+        if (set?.size === 0) this.settling.delete(name);
+      }
+    }
   }
 
   /**
@@ -315,7 +377,7 @@ export class AdmissionControl {
         // No limit refused against the item we got back: it changed in between; try again.
         if (!failed && attempt < 3) continue;
         const reason = failed?.reason ?? conditions[0]!.reason;
-        throw new AdmissionRejectedError(reason, retryAfter(reason, windows), {});
+        throw new AdmissionRejectedError(reason, retryAfter(reason, windows, { item, nowSeconds: Math.floor(this.now() / 1000) }), {});
       }
     }
   }

@@ -7,3 +7,5 @@ export * from './windows.js';
 export * from './admission-control.js';
 export * from './admission-errors.js';
 export type { RateLimitStatus } from './limits-item.js';
+export { retryWithin, type SettledUsage } from './settlement.js';
+export * from './usage-rollup.js';

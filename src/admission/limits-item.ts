@@ -170,8 +170,16 @@ export function expiredHolds(item: Item, nowSeconds: number): [string, Hold][] {
   );
 }
 
-export function retryAfter(reason: RejectionReason, windows: Windows): number {
+/**
+ * Seconds a refused client should wait. A concurrency refusal names when the earliest hold in
+ * the refusing item expires: the latest moment a slot is sure to be free (a dead request's hold
+ * is reclaimed then), though a live request that ends frees its slot sooner.
+ */
+export function retryAfter(reason: RejectionReason, windows: Windows, refusedBy?: { item: Item; nowSeconds: number }): number {
   switch (reason) {
+    case 'max_concurrent_requests':
+    case 'model_max_concurrent_requests':
+      return refusedBy ? secondsUntilFirstHoldExpires(refusedBy.item, refusedBy.nowSeconds) : 1;
     case 'requests_per_minute':
     case 'tokens_per_minute':
       return windows.secondsToNextMinute;
@@ -185,6 +193,15 @@ export function retryAfter(reason: RejectionReason, windows: Windows): number {
     default:
       return 1;
   }
+}
+
+function secondsUntilFirstHoldExpires(item: Item, nowSeconds: number): number {
+  let earliest = Infinity;
+  for (const [attribute, value] of Object.entries(item)) {
+    const exp = (value as Hold | undefined)?.exp;
+    if (attribute.startsWith('h_') && typeof exp === 'number' && exp < earliest) earliest = exp;
+  }
+  return earliest === Infinity ? 1 : Math.max(1, earliest - nowSeconds);
 }
 
 export function unavailable(error: unknown): AdmissionUnavailableError {

@@ -1,4 +1,4 @@
-import { ApiError } from './errors.js';
+import { ApiError, errorResponse, methodNotAllowed } from './errors.js';
 
 /**
  * CORS. The gateway-wide list says which browser origins may call at all (preflights are
@@ -28,11 +28,10 @@ export function originNotAllowed(origin: string): ApiError {
   return new ApiError(403, `Requests from the origin ${origin} are not allowed.`, { code: 'origin_not_allowed' });
 }
 
-/** The answer to an OPTIONS preflight. */
+/** The answer to an OPTIONS preflight; an OPTIONS without an Origin is no preflight: 405. */
 export function preflightResponse(origin: string | null, gatewayOrigins: readonly string[]): Response {
-  if (!origin || !originAllowed(origin, gatewayOrigins)) {
-    return new Response(null, { status: 403 });
-  }
+  if (!origin) return errorResponse(methodNotAllowed(undefined, undefined, ['GET', 'POST']));
+  if (!originAllowed(origin, gatewayOrigins)) return errorResponse(originNotAllowed(origin));
   return new Response(null, {
     status: 204,
     headers: {

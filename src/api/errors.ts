@@ -6,6 +6,7 @@ import { ChatTemplateError } from '../engine/chat-template.js';
 import { ModelPackageError } from '../models/errors.js';
 import { AdmissionRejectedError, AdmissionUnavailableError, UnknownPlanError } from '../admission/index.js';
 import { CacheHeaderError } from '../cache/errors.js';
+import { RoutingError } from '../routing/routing-errors.js';
 import { BackendError } from '../backends/errors.js';
 import { GuardrailBlockedError } from '../guardrails/guarded-backend.js';
 import { rateLimitHeaders } from './rate-limit-headers.js';
@@ -108,6 +109,13 @@ export function methodNotAllowed(method?: string, path?: string, allow?: readonl
   });
 }
 
+/** nginx's 499: the client went away (mid-upload or mid-answer); logged, never seen by anyone. */
+export function clientClosedRequest(): ApiError {
+  return new ApiError(499, 'The client closed the request before the response was complete.', {
+    code: 'client_closed_request',
+  });
+}
+
 export function errorBody(error: ApiError): ErrorBody {
   return { error: { message: error.message, type: error.type, param: error.param, code: error.code } };
 }
@@ -171,6 +179,12 @@ export function toApiError(error: unknown, opts: ToApiErrorOptions = {}): ApiErr
   if (error instanceof GuardrailBlockedError) {
     return new ApiError(400, error.message, { code: 'content_filter', param: promptParam });
   }
+  if (error instanceof RoutingError) {
+    return new ApiError(error.status, error.message, {
+      code: error.code,
+      ...(error.code === 'model_unavailable' ? { headers: { 'retry-after': '1' } } : {}),
+    });
+  }
 
   if (error instanceof BackendError) return backendApiError(error);
 
@@ -203,11 +217,7 @@ export function toApiError(error: unknown, opts: ToApiErrorOptions = {}): ApiErr
   if (error instanceof ModelPackageError || error instanceof TokenizerLoadError || error instanceof ChatTemplateError) {
     return new ApiError(503, MODEL_UNAVAILABLE, { code: 'model_unavailable' });
   }
-  if (isAbortError(error)) {
-    return new ApiError(499, 'The client closed the request before the response was complete.', {
-      code: 'client_closed_request',
-    });
-  }
+  if (isAbortError(error)) return clientClosedRequest();
   return new ApiError(500, GENERIC_SERVER_ERROR);
 }
 

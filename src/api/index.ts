@@ -2,6 +2,7 @@
 // typed errors to statuses, response objects, and server-sent event framing. Web-standard only.
 export {
   ApiError,
+  clientClosedRequest,
   errorBody,
   errorResponse,
   invalidApiKey,
@@ -31,6 +32,8 @@ export {
   type GenerateRequest,
   type SamplingFields,
 } from './schemas.js';
+export { decodePathSegment } from './request-target.js';
+export { parseJsonBody } from './safe-json.js';
 export { SSE_HEADERS, sseResponseBody, type SseOptions } from './sse.js';
 export {
   ASSISTANT_ROLE_DELTA,

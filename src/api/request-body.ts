@@ -1,5 +1,6 @@
 // Reading a request's JSON body within a byte limit, whatever content-length claims.
-import { malformedJson, payloadTooLarge, unsupportedMediaType } from './errors.js';
+import { clientClosedRequest, payloadTooLarge, unsupportedMediaType } from './errors.js';
+import { parseJsonBody } from './safe-json.js';
 
 export async function readJsonBody(request: Request, maxBytes: number): Promise<unknown> {
   const contentType = request.headers.get('content-type') ?? '';
@@ -13,7 +14,10 @@ export async function readJsonBody(request: Request, maxBytes: number): Promise<
   if (request.body) {
     const reader = request.body.getReader();
     for (;;) {
-      const { done, value } = await reader.read();
+      // Reading fails only when the upload breaks off: the client is gone (499, not a 500).
+      const { done, value } = await reader.read().catch(() => {
+        throw clientClosedRequest();
+      });
       if (done) break;
       size += value.byteLength;
       if (size > maxBytes) {
@@ -23,10 +27,5 @@ export async function readJsonBody(request: Request, maxBytes: number): Promise<
       chunks.push(value);
     }
   }
-  const text = Buffer.concat(chunks).toString('utf8');
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw malformedJson();
-  }
+  return parseJsonBody(Buffer.concat(chunks).toString('utf8'));
 }

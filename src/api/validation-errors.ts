@@ -40,6 +40,18 @@ export function describeValue(value: unknown): string {
   }
 }
 
+/**
+ * A sent value as message text, never throwing: `String()` throws on an object whose
+ * toString/valueOf are not functions (`{"toString": {}}`), so only primitives are printed.
+ */
+export function printable(value: unknown): string {
+  if (typeof value === 'string') return value;
+  if (value === null || value === undefined || typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') {
+    return String(value);
+  }
+  return describeValue(value);
+}
+
 const EXPECTED_NAMES: Record<string, string> = {
   string: 'a string',
   number: 'a number',
@@ -55,7 +67,7 @@ function expectedName(expected: string): string {
 
 /** OpenAI's list style: 'a', 'b', and 'c'. */
 function quotedList(values: readonly unknown[]): string {
-  const quoted = values.map((v) => `'${String(v)}'`);
+  const quoted = values.map((v) => `'${printable(v)}'`);
   if (quoted.length <= 2) return quoted.join(' and ');
   return `${quoted.slice(0, -1).join(', ')}, and ${quoted[quoted.length - 1]}`;
 }
@@ -111,7 +123,7 @@ function describeIssue(issue: Issue, path: readonly PathKey[]): ApiError {
       }
       const kind = issue.origin === 'int' ? 'integer' : 'decimal';
       const bound = issue.inclusive === false ? 'less than or equal to the exclusive minimum' : 'less than the minimum';
-      return fail(`${String(input)} is ${bound} of ${issue.minimum} - '${name}'`, `${kind}_below_min_value`);
+      return fail(`${printable(input)} is ${bound} of ${issue.minimum} - '${name}'`, `${kind}_below_min_value`);
     }
     case 'too_big': {
       const input = issue.input;
@@ -126,15 +138,15 @@ function describeIssue(issue: Issue, path: readonly PathKey[]): ApiError {
       }
       const kind = issue.origin === 'int' ? 'integer' : 'decimal';
       const bound = issue.inclusive === false ? 'greater than or equal to the exclusive maximum' : 'greater than the maximum';
-      return fail(`${String(input)} is ${bound} of ${issue.maximum} - '${name}'`, `${kind}_above_max_value`);
+      return fail(`${printable(input)} is ${bound} of ${issue.maximum} - '${name}'`, `${kind}_above_max_value`);
     }
     case 'invalid_value':
-      return fail(`Invalid value: '${String(issue.input)}'. Supported values are: ${quotedList(issue.values)}.`, 'invalid_value');
+      return fail(`Invalid value: '${printable(issue.input)}'. Supported values are: ${quotedList(issue.values)}.`, 'invalid_value');
     case 'custom': {
       const params = issue.params as Partial<CustomIssueParams> | undefined;
       const message = issue.message
         .replaceAll('{param}', name)
-        .replaceAll('{value}', String(issue.input))
+        .replaceAll('{value}', printable(issue.input))
         .replaceAll('{got}', describeValue(issue.input));
       return fail(message, params?.code === undefined ? 'invalid_value' : params.code);
     }

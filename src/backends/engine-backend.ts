@@ -1,4 +1,4 @@
-import { generate, planGeneration, type GenerationEvent, type GenerationOptions, type LoadedModel } from '../engine/index.js';
+import { EngineError, generate, planGeneration, type GenerationEvent, type GenerationOptions, type LoadedModel } from '../engine/index.js';
 import type { GenerationInput, GenerationParams, ModelBackend, PreparedGeneration } from './model-backend.js';
 import { Turnstile } from './turnstile.js';
 
@@ -20,8 +20,9 @@ export function engineBackend(model: LoadedModel, id = model.manifest.name, opti
     created,
     ownedBy: 'aigw',
     contextLength: model.manifest.contextLength,
+    continuesChat: true,
     async prepare(input: GenerationInput, params: GenerationParams): Promise<PreparedGeneration> {
-      const promptIds = input.kind === 'chat' ? model.encodeChat(input.messages) : model.encodeText(input.prompt);
+      const promptIds = promptIdsOf(model, input);
       // Without max_tokens, the configured default, cut to what the context has left.
       const room = model.manifest.contextLength - promptIds.length;
       const requested = params.maxTokens ?? (options.defaultMaxTokens && room > 0 ? Math.min(options.defaultMaxTokens, room) : undefined);
@@ -34,6 +35,20 @@ export function engineBackend(model: LoadedModel, id = model.manifest.name, opti
       };
     },
   };
+}
+
+/**
+ * A partial reply is continued by templating the messages before it with the assistant's header
+ * and appending the partial text as plain tokens, without the end-of-turn marker.
+ */
+function promptIdsOf(model: LoadedModel, input: GenerationInput): number[] {
+  if (input.kind === 'text') return model.encodeText(input.prompt);
+  if (!input.continueFinalMessage) return model.encodeChat(input.messages);
+  const partial = input.messages.at(-1);
+  if (partial?.role !== 'assistant') {
+    throw new EngineError('invalid_generation_params', 'continue_final_message needs the last message to be the assistant\'s');
+  }
+  return [...model.encodeChat(input.messages.slice(0, -1)), ...model.encodeText(partial.content)];
 }
 
 async function* generateInTurn(

@@ -24,7 +24,7 @@ export interface LoadedModel {
   readonly eosTokenIds: ReadonlySet<number>;
   /** Prompt token ids for chat messages, through the package's chat template. */
   encodeChat(messages: readonly ChatMessage[]): number[];
-  /** Prompt token ids for plain text (the legacy completions API). */
+  /** Prompt token ids for plain text (the legacy completions API), with the post-processor's BOS as HF adds it. */
   encodeText(text: string): number[];
 }
 
@@ -78,7 +78,7 @@ async function createLoadedModel(dir: string, manifest: ModelManifest, options: 
     io,
     eosTokenIds,
     encodeChat: (messages) => encodeChat(tokenizer, messages),
-    encodeText: (text) => tokenizer.encode(text),
+    encodeText: (text) => tokenizer.encodeWithSpecialTokens(text),
   };
 }
 

@@ -23,7 +23,12 @@ export interface DynamoDbClientOptions {
   region: string;
   /** Omit to use the AWS default credential chain. */
   credentials?: StaticCredentials;
+  /** Longest wait for a TCP connection; at most requestTimeoutMs. */
   connectionTimeoutMs?: number;
+  /**
+   * Longest a whole call may take, from sending to the parsed answer ([dynamodb] timeout_ms):
+   * after it the call fails with a TimeoutError, whatever the server does (stalled, half-open).
+   */
   requestTimeoutMs?: number;
   maxAttempts?: number;
 }
@@ -49,7 +54,17 @@ export class TableSetupError extends Error {
   }
 }
 
+/** A DynamoDB call ran past its deadline: no answer came in time (it may still land later). */
+export class StoreTimeoutError extends Error {
+  override readonly name = 'TimeoutError';
+  readonly code = 'ETIMEDOUT';
+  constructor(readonly timeoutMs: number) {
+    super(`DynamoDB did not answer within ${timeoutMs} ms`);
+  }
+}
+
 export function createDynamoDbClient(options: DynamoDbClientOptions): DynamoDBDocumentClient {
+  const requestTimeoutMs = options.requestTimeoutMs ?? 3_000;
   const client = new DynamoDBClient({
     region: options.region,
     endpoint: options.endpoint ? options.endpoint : undefined,
@@ -60,13 +75,45 @@ export function createDynamoDbClient(options: DynamoDbClientOptions): DynamoDBDo
     // count twice). Callers fail closed (503) and clients retry.
     maxAttempts: options.maxAttempts ?? 1,
     requestHandler: {
-      connectionTimeout: options.connectionTimeoutMs ?? 1_000,
-      requestTimeout: options.requestTimeoutMs ?? 3_000,
+      connectionTimeout: Math.min(options.connectionTimeoutMs ?? 1_000, requestTimeoutMs),
+      // Without throwOnRequestTimeout, @smithy/node-http-handler 4.x only logs a warning when
+      // requestTimeout passes and keeps waiting for as long as the server stalls.
+      requestTimeout: requestTimeoutMs,
+      throwOnRequestTimeout: true,
     },
   });
-  return DynamoDBDocumentClient.from(client, {
+  const documents = DynamoDBDocumentClient.from(client, {
     marshallOptions: { removeUndefinedValues: true },
   });
+  return withDeadline(documents, requestTimeoutMs);
+}
+
+/**
+ * Every call gets an overall deadline: the handler's timeouts cover connecting and waiting for
+ * the response headers, not a body that stops halfway; the abort signal tears the request down
+ * and the race makes sure the caller hears back in time even if some layer ignores the signal.
+ */
+function withDeadline(documents: DynamoDBDocumentClient, timeoutMs: number): DynamoDBDocumentClient {
+  const send = documents.send.bind(documents) as (command: unknown, options?: { abortSignal?: AbortSignal }) => Promise<unknown>;
+  const bounded = async (command: unknown, options?: { abortSignal?: AbortSignal }) => {
+    const deadline = new AbortController();
+    const timedOut = new StoreTimeoutError(timeoutMs);
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        deadline.abort(timedOut);
+        reject(timedOut);
+      }, timeoutMs);
+    });
+    const abortSignal = options?.abortSignal ? AbortSignal.any([options.abortSignal, deadline.signal]) : deadline.signal;
+    try {
+      return await Promise.race([send(command, { ...options, abortSignal }), expired]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+  documents.send = bounded as DynamoDBDocumentClient['send'];
+  return documents;
 }
 
 export function createTableInput(schema: TableSchema): CreateTableCommandInput {

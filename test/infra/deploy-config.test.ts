@@ -11,6 +11,9 @@ describe('deploy config', () => {
     expect(config).toEqual({
       regions: ['us-east-1'],
       architecture: 'arm64',
+      // No reservations by default: a new account's quota (10) can't hold any.
+      gatewayReservedConcurrency: undefined,
+      requireTls12: true,
       alarmEmail: undefined,
       dailySpendAlarmUsd: 10,
       keyBudgetAlertPercents: [50, 80, 100],
@@ -37,6 +40,7 @@ key_budget_alert_percents = [75, 100]
 log_retention_days = 365
 domain_name = "ai.example.com"
 certificate_arn = "arn:aws:acm:us-east-1:123456789012:certificate/abc-123"
+gateway_reserved_concurrency = 20
 
 [[deploy.models]]
 name = "llama-3.2-1b"
@@ -63,6 +67,7 @@ output_usd_per_million_tokens = 1.5
     expect(config.dailySpendAlarmUsd).toBe(42.5);
     expect(config.keyBudgetAlertPercents).toEqual([75, 100]);
     expect(config.logRetentionDays).toBe(365);
+    expect(config.gatewayReservedConcurrency).toBe(20);
     expect(config.customDomain).toEqual({
       domainName: 'ai.example.com',
       certificateArn: 'arn:aws:acm:us-east-1:123456789012:certificate/abc-123',
@@ -86,7 +91,7 @@ output_usd_per_million_tokens = 1.5
         memoryMb: 4096,
         ephemeralStorageMb: 4096,
         timeoutSeconds: 300,
-        reservedConcurrency: 2,
+        reservedConcurrency: undefined,
         architecture: 'arm64',
         contextLength: 2048,
         price: { inputMicrosPerMillionTokens: 0, outputMicrosPerMillionTokens: 1_500_000 },
@@ -135,7 +140,9 @@ output_usd_per_million_tokens = 1.5
     [{ models: [{ ...model, memory_mb: 64 }] }, /^deploy\.models\[0\]\.memory_mb: /],
     [{ models: [{ ...model, ephemeral_storage_mb: 20000 }] }, /^deploy\.models\[0\]\.ephemeral_storage_mb: /],
     [{ models: [{ ...model, timeout_seconds: 901 }] }, /^deploy\.models\[0\]\.timeout_seconds: /],
-    [{ models: [{ ...model, reserved_concurrency: 0 }] }, /^deploy\.models\[0\]\.reserved_concurrency: /],
+    [{ models: [{ ...model, reserved_concurrency: -1 }] }, /^deploy\.models\[0\]\.reserved_concurrency: /],
+    [{ gateway_reserved_concurrency: 1.5 }, /^deploy\.gateway_reserved_concurrency: /],
+    [{ require_tls12: 'yes' }, /^deploy\.require_tls12: /],
     [{ models: [{ ...model, gpu: true }] }, /^deploy\.models\[0\]: .*gpu/],
     [{ models: [{ name: 'm', version: '1' }] }, /^deploy\.models\[0\]\.context_length: /],
     [{ models: [{ ...model, input_usd_per_million_tokens: '-1' }] }, /^deploy\.models\[0\]\.input_usd_per_million_tokens: expected dollars/],
@@ -145,6 +152,12 @@ output_usd_per_million_tokens = 1.5
   ])('rejects %j naming the key', (raw, message) => {
     expect(() => deployConfigFrom(raw)).toThrow(DeployConfigError);
     expect(() => deployConfigFrom(raw)).toThrow(message);
+  });
+
+  it('reads reserved_concurrency = 0 as no reservation, for the gateway and each model', () => {
+    const config = deployConfigFrom({ gateway_reserved_concurrency: 0, models: [{ ...model, reserved_concurrency: 0 }] });
+    expect(config.gatewayReservedConcurrency).toBeUndefined();
+    expect(config.models[0]!.reservedConcurrency).toBeUndefined();
   });
 
   it('rejects a file that is not TOML', () => {

@@ -1,4 +1,4 @@
-import { Annotations, Match, type Template } from 'aws-cdk-lib/assertions';
+import { Match, type Template } from 'aws-cdk-lib/assertions';
 import type { TableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { GATEWAY_ENV, MODEL_ENV } from '../../infra/function-env.js';
@@ -52,7 +52,8 @@ const model = (key: string) => stack.modelFunctions.get(key)!;
 
 describe('model bucket', () => {
   it('is encrypted, private, TLS-only and versioned with expiring old versions', () => {
-    template.resourceCountIs('AWS::S3::Bucket', 1);
+    // The model bucket and the bucket receiving its server access logs.
+    template.resourceCountIs('AWS::S3::Bucket', 2);
     template.hasResourceProperties('AWS::S3::Bucket', {
       BucketEncryption: {
         ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }],
@@ -82,6 +83,37 @@ describe('model bucket', () => {
   });
 });
 
+describe('access logs', () => {
+  it('the model bucket logs every access to a private, encrypted bucket that expires the logs after 180 days', () => {
+    const modelBucket = template.findResources('AWS::S3::Bucket')[logicalId(stack.modelBucket)]!;
+    const target = (modelBucket.Properties as { LoggingConfiguration: { DestinationBucketName: { Ref: string }; LogFilePrefix: string } })
+      .LoggingConfiguration;
+    expect(target.LogFilePrefix).toBe('model-bucket/');
+    const logBucket = template.findResources('AWS::S3::Bucket')[target.DestinationBucketName.Ref]!;
+    expect(logBucket.Properties).toMatchObject({
+      BucketEncryption: { ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }] },
+      PublicAccessBlockConfiguration: { BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true },
+      LifecycleConfiguration: { Rules: [expect.objectContaining({ ExpirationInDays: 180, Status: 'Enabled' })] },
+    });
+  });
+
+  it('CloudFront writes standard logs to an encrypted, private bucket that expires them after 180 days', () => {
+    const edge = synth.template(synth.stacks.edge);
+    const distribution = Object.values(edge.findResources('AWS::CloudFront::Distribution'))[0]!;
+    const logging = (distribution.Properties as { DistributionConfig: { Logging: { Bucket: { 'Fn::GetAtt': [string, string] }; Prefix: string } } })
+      .DistributionConfig.Logging;
+    expect(logging.Prefix).toBe('cloudfront/');
+    const bucket = edge.findResources('AWS::S3::Bucket')[logging.Bucket['Fn::GetAtt'][0]]!;
+    expect(bucket.Properties).toMatchObject({
+      BucketEncryption: { ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }] },
+      PublicAccessBlockConfiguration: { BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true },
+      // CloudFront delivers standard logs with an ACL grant, which BucketOwnerEnforced would refuse.
+      OwnershipControls: { Rules: [{ ObjectOwnership: 'BucketOwnerPreferred' }] },
+      LifecycleConfiguration: { Rules: [expect.objectContaining({ ExpirationInDays: 180, Status: 'Enabled' })] },
+    });
+  });
+});
+
 describe('table', () => {
   it('is declared from the schema in src/store, on demand, with TTL and point-in-time recovery', () => {
     const schema = tableSchema();
@@ -103,8 +135,36 @@ describe('table', () => {
     });
   });
 
-  it('is kept when the stack is deleted', () => {
-    template.hasResource('AWS::DynamoDB::GlobalTable', { DeletionPolicy: 'Retain' });
+});
+
+describe('data survives a delete, and a failed first deploy can be retried', () => {
+  // RetainExceptOnCreate: kept on stack deletion and replacement, removed when the stack's
+  // creation rolls back, so the retry does not fail on the fixed-name table or log groups.
+  const DATA_TYPES = ['AWS::DynamoDB::GlobalTable', 'AWS::S3::Bucket', 'AWS::Logs::LogGroup'];
+
+  it.each(DATA_TYPES)('every %s of the regional stack is RetainExceptOnCreate, and kept on replacement', (type) => {
+    const resources = Object.values(template.findResources(type));
+    expect(resources.length).toBeGreaterThan(0);
+    for (const resource of resources) {
+      expect(resource).toMatchObject({ DeletionPolicy: 'RetainExceptOnCreate', UpdateReplacePolicy: 'Retain' });
+    }
+  });
+
+  it('and so is every bucket and log group of the edge stack, also with several regions', () => {
+    const wide = synthAigw({ regions: ['eu-west-1', 'ap-northeast-1'], models: [{ name: 'm', version: '1', ...MODEL_PRICING }] });
+    const templates = [wide.template(wide.stacks.edge), ...wide.stacks.regional.map((regional) => wide.template(regional))];
+    let count = 0;
+    for (const each of templates) {
+      for (const type of DATA_TYPES) {
+        for (const resource of Object.values(each.findResources(type))) {
+          expect(resource).toMatchObject({ DeletionPolicy: 'RetainExceptOnCreate', UpdateReplacePolicy: 'Retain' });
+          count += 1;
+        }
+      }
+    }
+    // Edge: origin selector logs, CloudFront log bucket. Each region: gateway and model logs,
+    // model bucket, its access log bucket, origin selector logs; the primary also the table.
+    expect(count).toBe(2 + 2 * 5 + 1);
   });
 });
 
@@ -120,6 +180,7 @@ describe('functions', () => {
   it('gateway: arm64 by default, no layer, streaming URL without IAM auth', () => {
     const gateway = functionProperties(template, stack.gateway);
     expect(gateway.Architectures).toEqual(['arm64']);
+    expect(gateway.ReservedConcurrentExecutions).toBeUndefined();
     expect(gateway.Layers).toBeUndefined();
     // Longest model timeout (600 s) plus a margin for the stream's tail.
     expect(gateway.Timeout).toBe(630);
@@ -168,9 +229,10 @@ describe('functions', () => {
       MemorySize: 2048,
       EphemeralStorage: { Size: 4096 },
       Timeout: 300,
-      ReservedConcurrentExecutions: 2,
       Architectures: ['x86_64'],
     });
+    // reserved_concurrency left out: no reservation, so a new account's quota of 10 can deploy it.
+    expect(tiny.ReservedConcurrentExecutions).toBeUndefined();
   });
 
   it('model functions load onnxruntime from the layer of their own architecture', () => {
@@ -247,7 +309,7 @@ describe('least privilege', () => {
   it('a model function reads only its own prefix of the bucket and never touches DynamoDB', () => {
     for (const [key, { fn }] of stack.modelFunctions) {
       const [name, version] = key.split('@');
-      const statements = roleStatements(template, fn);
+      const statements = roleStatements(template, fn).filter((statement) => !actionsOf([statement])[0]!.startsWith('logs:'));
       const actions = actionsOf(statements);
       expect(actions.filter((action) => action.startsWith('dynamodb:'))).toEqual([]);
       expect(new Set(actions)).toEqual(new Set(['s3:GetObject', 's3:ListBucket']));
@@ -257,6 +319,23 @@ describe('least privilege', () => {
       });
       const list = statements.find((statement) => statement.Action === 's3:ListBucket')!;
       expect(list.Condition).toEqual({ StringLike: { 's3:prefix': [`models/${name}/${version}/*`] } });
+    }
+  });
+});
+
+describe('function roles', () => {
+  it('carry no AWS managed policy, and each writes only its own log group', () => {
+    for (const fn of [stack.gateway, model('llama@3').fn, model('tiny@1').fn]) {
+      const role = template.findResources('AWS::IAM::Role')[logicalId(fn.role!.node.defaultChild as never)]!;
+      expect((role.Properties as { ManagedPolicyArns?: unknown }).ManagedPolicyArns).toBeUndefined();
+      const logs = roleStatements(template, fn).filter((statement) => actionsOf([statement]).some((action) => action.startsWith('logs:')));
+      const groupRef = functionProperties(template, fn).LoggingConfig.LogGroup as { Ref: string };
+      expect(logs).toEqual([
+        expect.objectContaining({
+          Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+          Resource: { 'Fn::GetAtt': [groupRef.Ref, 'Arn'] },
+        }),
+      ]);
     }
   });
 });
@@ -369,13 +448,12 @@ describe('edge stack', () => {
     });
   });
 
-  it('with one region needs no origin selector, and warns that the default certificate fixes the TLS policy', () => {
+  it('with one region needs no origin selector; without a domain (require_tls12 = false) the default certificate', () => {
     edge.resourceCountIs('AWS::Lambda::Function', 0);
     const distribution = Object.values(edge.findResources('AWS::CloudFront::Distribution'))[0]!;
     const config = (distribution.Properties as { DistributionConfig: Record<string, unknown> }).DistributionConfig;
     expect(config.ViewerCertificate).toBeUndefined();
     expect(config.Comment).toBe('aigw gateway (origin secret rotation 1)');
-    Annotations.fromStack(synth.stacks.edge).hasWarning('*', Match.stringLikeRegexp('TLSv1.2_2021'));
   });
 
   it('lives in us-east-1 and deploys after the regional stack', () => {

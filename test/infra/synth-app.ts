@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { buildAigwApp, type AigwStacks } from '../../infra/aigw-app.js';
 import { deployConfigFrom, type DeployConfig, type DeployContext } from '../../infra/deploy-config.js';
 import type { FunctionEntries } from '../../infra/regional-stack.js';
+import { addRulePacks } from '../../infra/rule-packs.js';
 
 export const repositoryRoot = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 
@@ -33,17 +34,27 @@ export interface SynthesizedApp {
   template(stack: Stack): Template;
 }
 
+export interface SynthOptions {
+  /** Deployed gateway URLs per region, as `npm run deploy` passes them to the edge stack. */
+  readonly gatewayUrls?: Record<string, string>;
+  /** Run cdk-nag's packs as `cdk synth` does: synth throws on any unacknowledged finding. */
+  readonly rulePacks?: boolean;
+}
+
 export function synthAigw(
   rawDeploy: unknown,
   entries: FunctionEntries = fixtureEntries,
   deployContext: DeployContext = {},
+  options: SynthOptions = {},
 ): SynthesizedApp {
   const context = (JSON.parse(readFileSync(join(repositoryRoot, 'cdk.json'), 'utf8')) as { context: Record<string, unknown> })
     .context;
   const outdir = mkdtempSync(join(tmpdir(), 'aigw-cdk-'));
   const app = new App({ outdir, context });
-  const config = deployConfigFrom(rawDeploy, deployContext);
-  const stacks = buildAigwApp(app, { config, entries });
+  // Test configs have no custom domain; require_tls12's refusal is tested on its own.
+  const config = deployConfigFrom({ require_tls12: false, ...(rawDeploy as object | undefined) }, deployContext);
+  const stacks = buildAigwApp(app, { config, entries, gatewayUrls: options.gatewayUrls });
+  if (options.rulePacks) addRulePacks(app);
   app.synth();
   const templates = new Map<Stack, Template>();
   return {

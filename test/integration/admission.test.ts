@@ -102,7 +102,7 @@ describe('exactness under concurrency', () => {
     const one = async (i: number) => {
       const admission = await control.admit(request(keyId, { budgetMicrosPerDay: budget }, { promptTokens: 100, maxTokens: 300, price: DOLLAR_PER_MILLION }));
       await new Promise((r) => setTimeout(r, Math.random() * 10));
-      return (await control.settle(admission, { promptTokens: 100, completionTokens: (i * 37) % 301 })).costMicros;
+      return control.settle(admission, { promptTokens: 100, completionTokens: (i * 37) % 301 });
     };
     let spent = 0;
     let refused = 0;
@@ -144,8 +144,23 @@ describe('dead requests and windows', () => {
     expect(item['usd_d_2026-11-27']).toBe(400); // the dead request's 400 were released
     expect(Object.keys(item).filter((k) => k.startsWith('h_'))).toEqual([`h_${admission.holdId}`]);
     // The live request settles normally.
-    expect((await control.settle(admission, { promptTokens: 100, completionTokens: 50 })).costMicros).toBe(150);
+    expect(await control.settle(admission, { promptTokens: 100, completionTokens: 50 })).toBe(150);
     expect((await limitsItem(keyId)).conc).toBe(0);
+  });
+
+  it('a concurrency refusal says when the oldest hold expires (a dead request frees its slot then)', async () => {
+    let now = Date.UTC(2026, 10, 27, 10, 0, 0);
+    const control = new AdmissionControl(store, { leaseSeconds: 900, now: () => now });
+    const keyId = newKeyId();
+    const limits = { maxConcurrentRequests: 2 };
+    await control.admit(request(keyId, limits)); // dies without settling
+    now += 100_000;
+    await control.admit(request(keyId, limits)); // also never settles
+    now += 50_000;
+    await expect(control.admit(request(keyId, limits))).rejects.toMatchObject({ reason: 'max_concurrent_requests', retryAfterSeconds: 750 });
+    now += 750_000;
+    // At the announced time the first hold is reclaimed and the request gets in.
+    await expect(control.admit(request(keyId, limits))).resolves.toMatchObject({ keyId });
   });
 
   it('a request that settles after its hold was reclaimed still counts its spend', async () => {
@@ -235,7 +250,7 @@ describe('usage roll-up', () => {
     const keyId = newKeyId();
     for (const completionTokens of [5, 7]) {
       const admission = await control.admit(request(keyId, {}, { promptTokens: 100, maxTokens: 10, price: DOLLAR_PER_MILLION }));
-      await (await control.settle(admission, { promptTokens: 100, completionTokens })).rollup;
+      await control.settle(admission, { promptTokens: 100, completionTokens });
     }
     const out = await store.client.send(new GetCommand({ TableName: store.tableName, Key: { pk: `USAGE#${keyId}#2026-11-27`, sk: 'USAGE' } }));
     expect(out.Item).toMatchObject({ requests: 2, promptTokens: 200, completionTokens: 12, costMicros: 212 });

@@ -228,10 +228,10 @@ describe('the event → Request translation', () => {
     expect(done).toBe(true);
   });
 
-  it('decodes a base64 body to the exact bytes and uses the domain name when there is no Host header', async () => {
+  it('decodes a base64 body to the exact bytes and builds the URL from the domain name, never the Host header', async () => {
     const event = functionUrlEvent('chat-completion', { API_KEY: 'k' });
-    delete event.headers.host;
-    const request = toRequest(event);
+    event.headers.host = 'a b';
+    const request = toRequest(event) as Request;
     expect(request.url).toBe('https://f3xmple2abcdefghijklmnopqr.lambda-url.us-east-1.on.aws/v1/chat/completions');
     expect(await request.text()).toBe(Buffer.from(event.body!, 'base64').toString('utf8'));
     expect(request.headers.get('authorization')).toBe('Bearer k');

@@ -24,7 +24,9 @@ export function providedDynamoDb(): ProvidedDynamoDb {
 /** A fresh, ACTIVE table named `<prefix>-<random>` and a client for it. */
 export async function createTestStore(prefix: string): Promise<Store> {
   const { endpoint, region, credentials } = providedDynamoDb();
-  const client = createDynamoDbClient({ endpoint, region, credentials });
+  // A generous deadline: a cold DynamoDB Local on a loaded machine takes seconds for a burst, and
+  // these tables are not what the timeout tests measure (they set their own).
+  const client = createDynamoDbClient({ endpoint, region, credentials, connectionTimeoutMs: 30_000, requestTimeoutMs: 30_000 });
   const tableName = `${prefix}-${randomUUID().slice(0, 8)}`;
   await ensureTable(client, tableSchema(tableName));
   return { client, tableName };

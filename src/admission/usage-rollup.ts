@@ -1,0 +1,104 @@
+// The usage roll-up for reports (`aigw usage`): per key and UTC day (item USAGE#<keyId>#<day>),
+// requests served, cache hits, tokens, cost and admission's rejections by reason.
+import { BatchGetCommand, UpdateCommand, paginateScan } from '@aws-sdk/lib-dynamodb';
+import { KEY_PREFIX, itemKeys, type Store } from '../store/index.js';
+import type { RejectionReason } from './admission-errors.js';
+import { unavailable, updateInput } from './limits-item.js';
+import { retryWithin } from './settlement.js';
+
+/** What one request adds to its key's day. */
+export type UsageEvent =
+  | { kind: 'generated'; promptTokens: number; completionTokens: number; costMicros: number }
+  | { kind: 'cache_hit' }
+  | { kind: 'rejected'; reason: RejectionReason };
+
+export interface DailyUsage {
+  keyId: string;
+  /** UTC, YYYY-MM-DD. */
+  day: string;
+  /** Requests answered: generated plus cache hits. */
+  requests: number;
+  cacheHits: number;
+  promptTokens: number;
+  completionTokens: number;
+  costMicros: number;
+  rejections: Partial<Record<RejectionReason, number>>;
+}
+
+const REJECTED_PREFIX = 'rejected_';
+
+/**
+ * Adds one request to its key's day, retried within `budgetMs`. A counter ADD retried after an
+ * answer that was lost could count twice: the roll-up is a report, and errs toward counting.
+ */
+export async function addUsage(store: Store, keyId: string, day: string, event: UsageEvent, budgetMs: number): Promise<void> {
+  const counts: Record<string, number> =
+    event.kind === 'generated'
+      ? { requests: 1, promptTokens: event.promptTokens, completionTokens: event.completionTokens, costMicros: event.costMicros }
+      : event.kind === 'cache_hit'
+        ? { requests: 1, cacheHits: 1 }
+        : { [`${REJECTED_PREFIX}${event.reason}`]: 1 };
+  await retryWithin(budgetMs, () =>
+    store.client.send(new UpdateCommand(updateInput(store, itemKeys.usage(keyId, day), counts, []))).catch((error) => Promise.reject(unavailable(error))),
+  );
+}
+
+/** Each UTC day from `from` to `to`, both included (YYYY-MM-DD). */
+export function daysBetween(from: string, to: string): string[] {
+  const days: string[] = [];
+  for (let t = Date.parse(`${from}T00:00:00Z`); t <= Date.parse(`${to}T00:00:00Z`); t += 86_400_000) days.push(new Date(t).toISOString().slice(0, 10));
+  return days;
+}
+
+/**
+ * The roll-up between two UTC days (both included), sorted by day then key: one key's days are read
+ * by their keys; all keys' need a scan of the USAGE# items (a report, not a request path).
+ */
+export async function readUsage(store: Store, range: { from: string; to: string; keyId?: string }): Promise<DailyUsage[]> {
+  const items: Record<string, unknown>[] = [];
+  if (range.keyId) {
+    const keys = daysBetween(range.from, range.to).map((day) => itemKeys.usage(range.keyId!, day));
+    for (let i = 0; i < keys.length; i += 100) {
+      let request: Record<string, { Keys: Record<string, unknown>[] }> | undefined = { [store.tableName]: { Keys: keys.slice(i, i + 100).map((k) => ({ ...k })) } };
+      while (request && Object.keys(request).length > 0) {
+        const out = await store.client.send(new BatchGetCommand({ RequestItems: request }));
+        items.push(...(out.Responses?.[store.tableName] ?? []));
+        request = out.UnprocessedKeys as typeof request;
+      }
+    }
+  } else {
+    const pages = paginateScan(
+      { client: store.client },
+      {
+        TableName: store.tableName,
+        FilterExpression: 'begins_with(pk, :usage)',
+        ExpressionAttributeValues: { ':usage': KEY_PREFIX.usage },
+      },
+    );
+    for await (const page of pages) items.push(...(page.Items ?? []));
+  }
+  return items
+    .map(dailyUsage)
+    .filter((u): u is DailyUsage => u !== undefined && u.day >= range.from && u.day <= range.to)
+    .sort((a, b) => a.day.localeCompare(b.day) || a.keyId.localeCompare(b.keyId));
+}
+
+function dailyUsage(item: Record<string, unknown>): DailyUsage | undefined {
+  const match = /^USAGE#(.+)#(\d{4}-\d{2}-\d{2})$/.exec(String(item.pk));
+  if (!match) return undefined;
+  const count = (name: string) => (typeof item[name] === 'number' ? (item[name] as number) : 0);
+  const rejections: DailyUsage['rejections'] = {};
+  for (const [name, value] of Object.entries(item)) {
+    if (name.startsWith(REJECTED_PREFIX) && typeof value === 'number') rejections[name.slice(REJECTED_PREFIX.length) as RejectionReason] = value;
+  }
+  return {
+    keyId: match[1]!,
+    day: match[2]!,
+    requests: count('requests'),
+    cacheHits: count('cacheHits'),
+    promptTokens: count('promptTokens'),
+    completionTokens: count('completionTokens'),
+    costMicros: count('costMicros'),
+    rejections,
+  };
+}
