@@ -179,7 +179,8 @@ async function generateResponse(
   const backend = resolveBackend(options, req.model, ctx.key);
   ctx.log.set({ model: backend.id, stream: req.stream });
   ctx.log.setPrompt(req.input);
-  const prepared = await backend.prepare(req.input, req.params);
+  // A routed model reads the headers (x-aigw-route) and logs its decisions and fallbacks.
+  const prepared = await backend.prepare(req.input, req.params, { headers: request.headers, report: (fields) => ctx.log.set(fields) });
   ctx.log.set({ promptTokens: prepared.promptTokens });
 
   const started = await startGeneration(options.admission, options.cache, {

@@ -11,6 +11,7 @@ import {
   type BudgetCrossing,
   type RateLimitStatus,
   type RejectionReason,
+  type SettledUsage,
 } from './admission/index.js';
 import type { PlanConfig } from './config/index.js';
 import type { GenerationInput, GenerationParams, ModelBackend, PreparedGeneration } from './backends/model-backend.js';
@@ -85,7 +86,7 @@ export async function startGeneration(
   const hash =
     caching && (decision?.read || decision?.write)
       ? cacheKey({
-          modelVersion: backend.version,
+          modelVersion: prepared.version ?? backend.version,
           scope: cacheScope(caching.config, key?.keyId),
           input: request.input,
           params: { ...request.params, maxTokens: prepared.maxTokens },
@@ -107,6 +108,7 @@ export async function startGeneration(
             promptTokens: prepared.promptTokens,
             maxTokens: prepared.maxTokens,
             price: backend.price,
+            reserveMicros: prepared.reserveMicros,
             model: { id: backend.id, maxConcurrentRequests: admission.modelCaps.get(backend.id) ?? 0 },
           }),
         )
@@ -143,7 +145,8 @@ export async function startGeneration(
     events: recording?.events ?? live,
     finish(usage) {
       finished ??= (async () => {
-        const used = { promptTokens: usage.promptTokens ?? prepared.promptTokens, completionTokens: usage.completionTokens };
+        // A fallback chain knows what its targets cost; one backend's price times the tokens otherwise.
+        const used = { promptTokens: usage.promptTokens ?? prepared.promptTokens, completionTokens: usage.completionTokens, costMicros: prepared.spentMicros?.() };
         // Settled after the response (the cost is known without DynamoDB): see AdmissionControl.settle.
         if (admitted) request.waitUntil(afterResponse(admitted, used));
         // Stored before the response ends, so a client repeating the request finds it.
@@ -152,7 +155,7 @@ export async function startGeneration(
           const stored = await caching!.cache.put(hash, entry, decision.ttlSeconds);
           if (stored === 'failed') request.warn('cache write failed', undefined);
         }
-        return costMicros(used.promptTokens, used.completionTokens, backend.price);
+        return used.costMicros ?? costMicros(used.promptTokens, used.completionTokens, backend.price);
       })();
       return finished;
     },
@@ -168,7 +171,7 @@ export async function startGeneration(
     request.waitUntil(work.catch((error) => request.warn('usage roll-up failed', error)));
   }
 
-  async function afterResponse(admitted: Admission, used: { promptTokens: number; completionTokens: number }): Promise<void> {
+  async function afterResponse(admitted: Admission, used: SettledUsage): Promise<void> {
     let cost: number;
     try {
       cost = await admission!.control.settle(admitted, used);

@@ -6,6 +6,7 @@ import { ChatTemplateError } from '../engine/chat-template.js';
 import { ModelPackageError } from '../models/errors.js';
 import { AdmissionRejectedError, AdmissionUnavailableError, UnknownPlanError } from '../admission/index.js';
 import { CacheHeaderError } from '../cache/errors.js';
+import { RoutingError } from '../routing/routing-errors.js';
 import { BackendError } from '../backends/errors.js';
 import { rateLimitHeaders } from './rate-limit-headers.js';
 
@@ -174,6 +175,12 @@ export function toApiError(error: unknown, opts: ToApiErrorOptions = {}): ApiErr
     return new ApiError(400, error.message, { code: 'invalid_cache_header', param: error.header });
   }
 
+  if (error instanceof RoutingError) {
+    return new ApiError(error.status, error.message, {
+      code: error.code,
+      ...(error.code === 'model_unavailable' ? { headers: { 'retry-after': '1' } } : {}),
+    });
+  }
   if (error instanceof BackendError) return backendApiError(error);
 
   if (error instanceof EngineError) {

@@ -31,7 +31,8 @@ export interface GenerationRequestBody {
 export function parseGenerationRequest(endpoint: Endpoint, body: unknown, defaultModel: string): GenerationRequestBody {
   if (endpoint === 'chat') {
     const req: ChatCompletionRequest = parseChatCompletionRequest(body);
-    return { model: req.model, input: { kind: 'chat', messages: req.messages }, params: paramsOf(req), stream: req.stream, includeUsage: req.includeUsage };
+    const input: GenerationInput = { kind: 'chat', messages: req.messages, ...(req.continueFinalMessage ? { continueFinalMessage: true } : {}) };
+    return { model: req.model, input, params: paramsOf(req), stream: req.stream, includeUsage: req.includeUsage };
   }
   if (endpoint === 'completions') {
     const req: CompletionRequest = parseCompletionRequest(body);

@@ -20,6 +20,7 @@ export function engineBackend(model: LoadedModel, id = model.manifest.name, opti
     created,
     ownedBy: 'aigw',
     contextLength: model.manifest.contextLength,
+    continuesChat: true,
     async prepare(input: GenerationInput, params: GenerationParams): Promise<PreparedGeneration> {
       const promptIds = await model.encodePrompt(input, params.maxTokens);
       // Without max_tokens, the configured default, cut to what the context has left.
@@ -36,6 +37,10 @@ export function engineBackend(model: LoadedModel, id = model.manifest.name, opti
   };
 }
 
+/**
+ * A partial reply is continued by templating the messages before it with the assistant's header
+ * and appending the partial text as plain tokens, without the end-of-turn marker.
+ */
 async function* generateInTurn(
   turnstile: Turnstile,
   model: LoadedModel,

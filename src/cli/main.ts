@@ -1,6 +1,7 @@
-// cli: the `aigw` command (commander): serve, keys create|list|revoke, models pack|import|pull|push|list.
+// cli: the `aigw` command (commander): serve, keys create|list|update|revoke, audit list|verify, models pack|import|pull|push|list.
 // Each subcommand translates flags into calls of the modules below; no logic lives here.
 import { Command } from 'commander';
+import { auditCommand } from './audit-command.js';
 import { keysCommand } from './keys-command.js';
 import { modelsCommand } from './models-command.js';
 import { serveCommand } from './serve-command.js';
@@ -10,6 +11,7 @@ const program = new Command('aigw')
   .option('-c, --config <file>', 'configuration file (default: aigw.toml here, if there is one)')
   .addCommand(serveCommand())
   .addCommand(keysCommand())
+  .addCommand(auditCommand())
   .addCommand(modelsCommand());
 
 program.parseAsync().catch((error: unknown) => {

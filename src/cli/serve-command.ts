@@ -7,6 +7,7 @@ import { GATEWAY_SERVICE_NAME, METRIC_NAMESPACE } from '../telemetry/metric-name
 import { AdmissionControl, authenticateApiKey, createApiKey, listApiKeys } from '../admission/index.js';
 import { serveNode } from '../adapters/node-server.js';
 import { engineBackend } from '../backends/engine-backend.js';
+import { routedModels } from '../routing/index.js';
 import { ResponseCache } from '../cache/index.js';
 import { loadConfig, type AigwConfig } from '../config/index.js';
 import { loadModel, unloadAllModels } from '../engine/index.js';
@@ -56,18 +57,25 @@ export async function serve(config: AigwConfig): Promise<void> {
     }
     cleanups.push(unloadAllModels);
 
+    const control = new AdmissionControl(local.store, { leaseSeconds: config.admission.lease_seconds });
+    const models = routedModels(
+      new Map([[config.model.name, engineBackend(model, config.model.name, { defaultMaxTokens: config.model.max_tokens, batchSize: config.performance.batch_size })]]),
+      new Map([[config.model.name, config.model.max_concurrent_requests]]),
+      config.routing,
+      control,
+    );
     const gateway = createGateway({
-      backends: new Map([[config.model.name, engineBackend(model, config.model.name, { defaultMaxTokens: config.model.max_tokens, batchSize: config.performance.batch_size })]]),
+      backends: models.backends,
       defaultModel: config.model.name,
       authenticate: (presented) => authenticateApiKey(local.store, presented),
       logger,
       maxRequestBytes: config.gateway.max_request_bytes,
       logPrompts: config.gateway.log_prompts,
       admission: {
-        control: new AdmissionControl(local.store, { leaseSeconds: config.admission.lease_seconds }),
+        control,
         plans: config.plans,
         failOpen: config.admission.fail_open,
-        modelCaps: new Map([[config.model.name, config.model.max_concurrent_requests]]),
+        modelCaps: models.modelCaps,
         budgetAlertPercents: config.admission.budget_alert_percents,
       },
       cache: {

@@ -2,6 +2,7 @@
 // Sections and keys are strict, so a typo fails at start instead of being silently ignored.
 
 import { z } from 'zod';
+import { auditSection, guardrailsSection } from './guardrails-schema.js';
 
 const integer = (min: number, max: number) => {
   const message = `expected an integer between ${min} and ${max}`;
@@ -59,6 +60,12 @@ const monitoringSection = z.strictObject(
   {
     log_level: oneOf(['debug', 'info', 'warn', 'error']).default('info'),
     metrics: oneOf(['emf', 'off']).default('emf'),
+    /** An OTLP/HTTP collector (e.g. "http://127.0.0.1:4318"): spans and metrics go there too; "" for none. */
+    otlp_endpoint: url.default(''),
+    /** Headers sent with every OTLP request, e.g. { authorization = "Bearer ..." }. */
+    otlp_headers: z.record(z.string(), z.string({ error: 'expected a text' }), { error: 'expected a table of header = "value"' }).default(() => ({})),
+    /** The OpenTelemetry service.name of the gateway's spans and metrics. */
+    service_name: nonEmptyText('a service name').default('aigw'),
   },
   section('monitoring'),
 );
@@ -105,6 +112,62 @@ const cacheSection = z.strictObject(
     max_entry_bytes: integer(1_024, 390_000).default(350_000),
   },
   section('cache'),
+);
+
+// A route or fallback target: a served model, an alias or `name@version`.
+const routeTarget = (what: string) => nonEmptyText(what);
+
+const routeRuleSchema = z
+  .strictObject(
+    {
+      name: nonEmptyText('a rule name for logs and metrics').optional(),
+      target: routeTarget('the model this rule sends requests to'),
+      prompt_tokens_over: integer(0, 10_000_000).optional(),
+      max_tokens_over: integer(0, 10_000_000).optional(),
+      matches: text('a regular expression')
+        .refine(
+          (source) => {
+            try {
+              new RegExp(source, 'iu');
+              return true;
+            } catch {
+              return false;
+            }
+          },
+          { error: 'expected a regular expression that compiles (JavaScript syntax, matched ignoring case)' },
+        )
+        .optional(),
+      words: z.array(nonEmptyText('a word'), { error: 'expected a list of words' }).min(1, { error: 'expected at least one word' }).optional(),
+      header: nonEmptyText(`a value of the x-aigw-route header`).optional(),
+    },
+    { error: 'expected a rule table ([[routing.routes.<name>.rules]])' },
+  )
+  .refine((rule) => ['prompt_tokens_over', 'max_tokens_over', 'matches', 'words', 'header'].filter((k) => rule[k as keyof typeof rule] !== undefined).length === 1, {
+    error: 'expected exactly one of prompt_tokens_over, max_tokens_over, matches, words or header',
+  });
+
+const routeSchema = z.strictObject(
+  {
+    default: routeTarget('the model requests go to when no rule matches'),
+    rules: z.array(routeRuleSchema, { error: 'expected a list of rules' }).default(() => []),
+  },
+  { error: 'expected a route table ([routing.routes.<name>])' },
+);
+
+const routingSection = z.strictObject(
+  {
+    first_token_timeout_ms: integer(100, 900_000).default(30_000),
+    stall_timeout_ms: integer(100, 900_000).default(15_000),
+    breaker_failure_threshold: integer(1, 1000).default(3),
+    breaker_cooldown_seconds: integer(1, 86_400).default(30),
+    routes: z.record(z.string(), routeSchema, { error: 'expected tables [routing.routes.<name>]' }).default(() => ({})),
+    fallbacks: z
+      .record(z.string(), z.array(routeTarget('a model name'), { error: 'expected a list of model names' }), {
+        error: 'expected a table of model → list of fallback models ([routing.fallbacks])',
+      })
+      .default(() => ({})),
+  },
+  section('routing'),
 );
 
 /** US dollars as a decimal string ("2.50") or number, to integer micro-dollars, exactly. */
@@ -244,6 +307,9 @@ export const configSchema = z.strictObject({
   admission: admissionSection.prefault({}),
   cache: cacheSection.prefault({}),
   plans: plansSection.prefault({}),
+  routing: routingSection.prefault({}),
+  guardrails: guardrailsSection.prefault({}),
+  audit: auditSection.prefault({}),
   // `cdk deploy` reads [deploy] (infra/deploy-config.ts validates it); the gateway ignores it.
   deploy: z.record(z.string(), z.unknown(), { error: 'expected a table ([deploy])' }).optional(),
 });

@@ -31,6 +31,12 @@ export const METRIC = {
   ttftMs: 'TtftMs',
   /** Count, with dimension Reason. */
   rejections: 'Rejections',
+  /** Count, with dimension RouteReason; one per request to a routed model. */
+  routeDecisions: 'RouteDecisions',
+  /** Count, with dimension Trigger; one per target a request left for the next one. */
+  fallbacks: 'Fallbacks',
+  /** Count, one per reply continued on another target after its stream broke. */
+  continuations: 'Continuations',
   /** Count, with dimension Percent; one per key per threshold crossing. */
   keyBudgetThresholdCrossed: 'KeyBudgetThresholdCrossed',
 } as const;
@@ -42,6 +48,10 @@ export const DIMENSION = {
   reason: 'Reason',
   /** On KeyBudgetThresholdCrossed: the crossed percent as a decimal string, e.g. "80". */
   percent: 'Percent',
+  /** On RouteDecisions: the kind of rule that matched (prompt_tokens, max_tokens, matches, words, header, default). */
+  routeReason: 'RouteReason',
+  /** On Fallbacks: why the target was left (a FallbackTrigger: timeout, server_error, stream_cut...). */
+  trigger: 'Trigger',
 } as const;
 
 /** The bounded values of the Reason dimension; the dashboard graphs whatever values appear. */
