@@ -5,8 +5,7 @@ import { EngineError } from './errors.js';
 import { minimumTokens } from './prompt-encoding.js';
 import type { ModelTokenizer } from './tokenizer.js';
 
-/** A chat (continueFinalMessage: the last, assistant, message is continued, not answered) or plain text. */
-export type PromptInput = { kind: 'chat'; messages: readonly ChatMessage[]; continueFinalMessage?: boolean } | { kind: 'text'; prompt: string };
+export type PromptInput = { kind: 'chat'; messages: readonly ChatMessage[] } | { kind: 'text'; prompt: string };
 
 /**
  * Prompt ids for `input`. `completionTokens` is what the request asks for (0 when it sets no
@@ -19,7 +18,7 @@ export async function encodePrompt(
   contextLength: number,
   completionTokens = 0,
 ): Promise<number[]> {
-  const sections = promptSections(tokenizer, input);
+  const sections: PromptSection[] = input.kind === 'chat' ? chatSections(tokenizer, tokenizer.chatTemplate, input.messages) : textSections(tokenizer, input.prompt);
   let fewest = 0;
   for (const section of sections) fewest += 'id' in section ? 1 : minimumTokens(section.text, tokenizer.tokenBound);
   if (fewest >= contextLength || fewest + completionTokens > contextLength) {
@@ -41,15 +40,4 @@ export async function encodePrompt(
 function textSections(tokenizer: ModelTokenizer, text: string): PromptSection[] {
   const { prefix, suffix } = tokenizer.textAffixes;
   return [...prefix.map((id) => ({ id })), ...(text.length > 0 ? [{ text }] : []), ...suffix.map((id) => ({ id }))];
-}
-
-function promptSections(tokenizer: ModelTokenizer, input: PromptInput): PromptSection[] {
-  if (input.kind === 'text') return textSections(tokenizer, input.prompt);
-  if (!input.continueFinalMessage) return chatSections(tokenizer, tokenizer.chatTemplate, input.messages);
-  const partial = input.messages.at(-1);
-  if (partial?.role !== 'assistant') {
-    throw new EngineError('invalid_generation_params', "continue_final_message needs the last message to be the assistant's");
-  }
-  // The conversation so far, then the assistant's unfinished reply as text to go on from.
-  return [...chatSections(tokenizer, tokenizer.chatTemplate, input.messages.slice(0, -1)), ...textSections(tokenizer, partial.content)];
 }
