@@ -212,6 +212,7 @@ async function guard<T>(admission: AdmissionSetup, request: GenerationRequest, c
   try {
     return await call();
   } catch (error) {
+    if (error instanceof AdmissionUnavailableError && error.takeBack) request.waitUntil(error.takeBack);
     if (error instanceof AdmissionUnavailableError && admission.failOpen) {
       request.warn('admission store unavailable; letting the request through (fail_open)', error);
       return undefined;
