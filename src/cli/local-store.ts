@@ -30,6 +30,9 @@ export interface RunningDynamoDb {
   credentials: StaticCredentials;
 }
 
+/** How long each call may take while the table of a DynamoDB Local that just started is set up. */
+const STARTUP_TIMEOUT_MS = 30_000;
+
 const runningFile = (config: AigwConfig) => path.join(config.dynamodb.data_dir, 'running.json');
 
 /** `aigw serve --join` found no running `aigw serve` to join. */
@@ -73,7 +76,18 @@ export async function openLocalStore(config: AigwConfig, options: LocalStoreOpti
 
   const local = await startDynamoDbLocal({ dataDir: config.dynamodb.data_dir });
   const client = createDynamoDbClient({ endpoint: local.endpoint, region: config.dynamodb.region, credentials: local.credentials, requestTimeoutMs: config.dynamodb.timeout_ms });
-  await ensureTable(client, schema);
+  // A JVM just started answers its first calls slowly (more so on a busy machine): the table is
+  // set up with a longer timeout than requests get. Failing, it stops the DynamoDB Local it started.
+  const setup = createDynamoDbClient({ endpoint: local.endpoint, region: config.dynamodb.region, credentials: local.credentials, requestTimeoutMs: STARTUP_TIMEOUT_MS });
+  try {
+    await ensureTable(setup, schema);
+  } catch (error) {
+    client.destroy();
+    await local.stop();
+    throw error;
+  } finally {
+    setup.destroy();
+  }
   if (options.advertise) {
     const info: RunningDynamoDb = { endpoint: local.endpoint, region: config.dynamodb.region, pid: process.pid, credentials: local.credentials };
     await writeFile(runningFile(config), `${JSON.stringify(info)}\n`, { mode: 0o600 });
