@@ -1,7 +1,8 @@
-// cli: the `aigw` command (commander): serve, keys, audit, models, usage. Each subcommand
-// translates flags into calls of the modules below; no logic lives here.
+// cli: the `aigw` command (commander): serve, keys, models, usage, audit, deploy check. Each
+// subcommand translates flags into calls of the modules below; no logic lives here.
 import { Command } from 'commander';
 import { auditCommand } from './audit-command.js';
+import { deployCommand } from './deploy-command.js';
 import { keysCommand } from './keys-command.js';
 import { modelsCommand } from './models-command.js';
 import { serveCommand } from './serve-command.js';
@@ -14,7 +15,8 @@ const program = new Command('aigw')
   .addCommand(keysCommand())
   .addCommand(auditCommand())
   .addCommand(modelsCommand())
-  .addCommand(usageCommand());
+  .addCommand(usageCommand())
+  .addCommand(deployCommand());
 
 program.parseAsync().catch((error: unknown) => {
   // Typed errors carry messages written for the operator; show them without a stack trace.
