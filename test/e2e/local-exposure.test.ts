@@ -1,15 +1,13 @@
 // Nothing `aigw serve` starts on this machine (the gateway, DynamoDB Local) can be reached from a
 // non-loopback address of this machine: each is tried on every address os.networkInterfaces()
 // reports as not internal, after a control server on all interfaces proved those addresses reach.
-import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { connect, createServer, type AddressInfo } from 'node:net';
 import { networkInterfaces, tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, expect, it } from 'vitest';
+import { startAigwServe } from '../helpers/aigw-serve.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 let folder: string | undefined;
 
 afterAll(async () => {
@@ -52,20 +50,10 @@ it('keeps the gateway and DynamoDB Local on loopback', async () => {
   await new Promise<void>((resolve) => control.close(() => resolve()));
 
   folder = await mkdtemp(path.join(tmpdir(), 'aigw-exposure-'));
-  const child = spawn(process.execPath, [path.join(ROOT, 'bin/aigw.mjs'), '--config', path.join(ROOT, 'aigw.toml'), 'serve', '--port', '0'], {
-    cwd: folder,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const server = await startAigwServe(folder);
   try {
-    let match: RegExpExecArray | null;
-    while (!(match = /is serving \S+ on http:\/\/127\.0\.0\.1:(\d+)\/v1/.exec(output))) {
-      if (child.exitCode !== null) throw new Error(`aigw serve exited early:\n${output}`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    const gatewayPort = Number(match[1]);
+    const gatewayPort = Number(new URL(server.url).port);
+    expect(new URL(server.url).hostname).toBe('127.0.0.1');
     const running = JSON.parse(await readFile(path.join(folder, '.aigw/dynamodb/running.json'), 'utf8')) as { endpoint: string };
     const dynamoPort = Number(new URL(running.endpoint).port);
 
@@ -76,7 +64,6 @@ it('keeps the gateway and DynamoDB Local on loopback', async () => {
       expect({ address, dynamodb: await tryConnect(address, dynamoPort) }).toEqual({ address, dynamodb: 'ECONNREFUSED' });
     }
   } finally {
-    child.kill('SIGINT');
-    await exited;
+    await server.stop();
   }
 });

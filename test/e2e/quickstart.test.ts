@@ -1,14 +1,13 @@
 // The README's quick start, the way a newcomer runs it: `aigw serve` in a fresh folder (DynamoDB
 // Local, demo model build, first-run key), then the printed curl line, then Ctrl-C.
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, expect, it } from 'vitest';
+import { startAigwServe } from '../helpers/aigw-serve.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 let folder: string;
 
 afterAll(async () => {
@@ -17,20 +16,9 @@ afterAll(async () => {
 
 it('serves in a fresh folder, the printed curl line works, and Ctrl-C leaves no process behind', async () => {
   folder = await mkdtemp(path.join(tmpdir(), 'aigw-quickstart-'));
-  const child = spawn(process.execPath, [path.join(ROOT, 'bin/aigw.mjs'), '--config', path.join(ROOT, 'aigw.toml'), 'serve', '--port', '0'], {
-    cwd: folder,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-
   // The first-run help ends with the SDK snippet; wait until it is all there.
-  while (!/More keys:/.test(output)) {
-    if (child.exitCode !== null) throw new Error(`aigw serve exited early:\n${output}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  const server = await startAigwServe(folder, [], { until: /More keys:/ });
+  const output = server.output();
   const curl = output.slice(output.indexOf('  curl ')).split('\n\n')[0]!;
   expect(curl).toMatch(/Authorization: Bearer aigw-[A-Za-z0-9]{40}/);
   const running = JSON.parse(await readFile(path.join(folder, '.aigw/dynamodb/running.json'), 'utf8'));
@@ -40,8 +28,7 @@ it('serves in a fresh folder, the printed curl line works, and Ctrl-C leaves no 
   expect(reply.object).toBe('chat.completion');
   expect(typeof reply.choices[0].message.content).toBe('string');
 
-  child.kill('SIGINT');
-  expect(await exited).toBe(0);
+  expect(await server.stop()).toBe(0);
   // DynamoDB Local was a child of the server; no java process may outlive it.
   const port = new URL(running.endpoint).port;
   const { stdout: processes } = await promisify(execFile)('ps', ['-eo', 'pid,args']);

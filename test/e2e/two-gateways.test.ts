@@ -2,18 +2,16 @@
 // in the same folder (it reads .aigw/dynamodb/running.json: the endpoint, region and credentials of
 // the first one's DynamoDB Local). They share keys and limits exactly; `aigw usage` reads the
 // roll-up both write; AIGW_DYNAMODB_ENDPOINT pointed at that DynamoDB Local works without AWS keys.
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { AIGW_BIN, AIGW_CONFIG, startAigwServe, type ServingAigw } from '../helpers/aigw-serve.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const CONFIG = path.join(ROOT, 'aigw.toml');
 let folder: string;
-const servers: { child: ChildProcess; url: string; exited: Promise<number | null> }[] = [];
+const servers: ServingAigw[] = [];
 
 /** The environment without AWS credentials: what a second terminal on a laptop has. */
 function plainEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
@@ -22,28 +20,14 @@ function plainEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   return { ...env, ...extra };
 }
 
-async function serve(...args: string[]): Promise<(typeof servers)[number]> {
-  const child = spawn(process.execPath, [path.join(ROOT, 'bin/aigw.mjs'), '--config', CONFIG, 'serve', '--port', '0', ...args], {
-    cwd: folder,
-    env: plainEnv(),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  let match: RegExpExecArray | null;
-  while (!(match = /is serving \S+ on (http:\/\/\S+)\/v1/.exec(output))) {
-    if (child.exitCode !== null) throw new Error(`aigw serve ${args.join(' ')} exited early:\n${output}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  const server = { child, url: match[1]!, exited };
+async function serve(...args: string[]): Promise<ServingAigw> {
+  const server = await startAigwServe(folder, args, { env: plainEnv() });
   servers.push(server);
   return server;
 }
 
 function aigw(args: string[], env = plainEnv(), cwd = folder) {
-  return promisify(execFile)(process.execPath, [path.join(ROOT, 'bin/aigw.mjs'), '--config', CONFIG, ...args], { env, cwd });
+  return promisify(execFile)(process.execPath, [AIGW_BIN, '--config', AIGW_CONFIG, ...args], { env, cwd });
 }
 
 async function chat(url: string, key: string, content: string, headers: Record<string, string> = {}): Promise<number> {
@@ -62,10 +46,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   // The joined one first: the first one owns DynamoDB Local.
-  for (const server of [...servers].reverse()) {
-    server.child.kill('SIGINT');
-    await server.exited;
-  }
+  for (const server of [...servers].reverse()) await server.stop();
   await rm(folder, { recursive: true, force: true });
 });
 
