@@ -12,6 +12,7 @@ import { originSecretSource } from '../src/adapters/origin-secret-source.js';
 import { AdmissionControl, authenticateApiKey } from '../src/admission/index.js';
 import { sigv4Signer } from '../src/backends/sigv4-signer.js';
 import { upstreamBackend } from '../src/backends/upstream-backend.js';
+import { routedModels } from '../src/routing/index.js';
 import { ResponseCache } from '../src/cache/index.js';
 import { createGateway } from '../src/gateway.js';
 
@@ -43,12 +44,18 @@ const backends = new Map(
       contextLength: fn.contextLength,
       defaultMaxTokens: fn.maxTokens,
       signer,
+      // A model function is aigw's own core: it takes continue_final_message.
+      continuesChat: true,
     }),
   ]),
 );
+const limitsControl = new AdmissionControl(stores.limits, { leaseSeconds: config.admission.lease_seconds });
+// Counted in DynamoDB across every gateway, so the cap holds with or without a reservation.
+const modelCaps = new Map(modelFunctions.flatMap((fn) => (fn.maxConcurrentRequests ? [[fn.name, fn.maxConcurrentRequests] as const] : [])));
+const models = routedModels(backends, modelCaps, config.routing, limitsControl);
 
 const gateway = createGateway({
-  backends,
+  backends: models.backends,
   defaultModel: modelFunctions[0]?.name ?? '',
   authenticate: (presented) => authenticateApiKey(stores.local, presented),
   logger,
@@ -56,11 +63,10 @@ const gateway = createGateway({
   maxRequestBytes: config.gateway.max_request_bytes,
   logPrompts: config.gateway.log_prompts,
   admission: {
-    control: new AdmissionControl(stores.limits, { leaseSeconds: config.admission.lease_seconds }),
+    control: limitsControl,
     plans: config.plans,
     failOpen: config.admission.fail_open,
-    // Counted in DynamoDB across every gateway, so the cap holds with or without a reservation.
-    modelCaps: new Map(modelFunctions.flatMap((fn) => (fn.maxConcurrentRequests ? [[fn.name, fn.maxConcurrentRequests] as const] : []))),
+    modelCaps: models.modelCaps,
     budgetAlertPercents: config.admission.budget_alert_percents,
   },
   cache: {

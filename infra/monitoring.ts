@@ -119,17 +119,20 @@ export class GatewayDashboard extends Construct {
         gatewayMetric(name, statistic, { region, label: several ? `${label} ${region}` : label }),
       );
 
-    const rejectionsByReason = regions.map(
-      (region) =>
-        new MathExpression({
-          expression:
-            `SEARCH('{${METRIC_NAMESPACE},${DIMENSION.reason},${SERVICE_DIMENSION}} ` +
-            `MetricName="${METRIC.rejections}" ${SERVICE_DIMENSION}="${GATEWAY_SERVICE_NAME}"', 'Sum', 300)`,
-          searchRegion: region,
-          label: several ? region : undefined,
-          period: Duration.minutes(5),
-        }),
-    );
+    // A line per value of the metric's dimension, whatever values appear (SEARCH).
+    const byDimension = (metric: string, dimension: string): IMetric[] =>
+      regions.map(
+        (region) =>
+          new MathExpression({
+            expression:
+              `SEARCH('{${METRIC_NAMESPACE},${dimension},${SERVICE_DIMENSION}} ` +
+              `MetricName="${metric}" ${SERVICE_DIMENSION}="${GATEWAY_SERVICE_NAME}"', 'Sum', 300)`,
+            searchRegion: region,
+            label: several ? region : undefined,
+            period: Duration.minutes(5),
+          }),
+      );
+    const rejectionsByReason = byDimension(METRIC.rejections, DIMENSION.reason);
 
     this.dashboard = new Dashboard(this, 'Dashboard', {
       dashboardName: 'aigw',
@@ -176,6 +179,11 @@ export class GatewayDashboard extends Construct {
         width: 8,
       }),
       new AlarmStatusWidget({ title: 'Budget alarms', alarms: [...props.alarms], width: 8 }),
+    );
+    this.dashboard.addWidgets(
+      new GraphWidget({ title: 'Route decisions by rule', left: byDimension(METRIC.routeDecisions, DIMENSION.routeReason), width: 8 }),
+      new GraphWidget({ title: 'Fallbacks by trigger', left: byDimension(METRIC.fallbacks, DIMENSION.trigger), width: 8 }),
+      new GraphWidget({ title: 'Continued replies', left: perRegion(METRIC.continuations, 'Sum', 'continued'), width: 8 }),
     );
   }
 }

@@ -57,6 +57,8 @@ export interface AdmissionRequest {
   /** The most completion tokens the request may produce. */
   maxTokens: number;
   price: ModelPrice;
+  /** Reserve this instead of the prompt and maxTokens at `price` (a fallback chain may use several prices). */
+  reserveMicros?: number;
   /** A cap on requests in flight for the model, across all keys; 0 or absent for none. */
   model?: { id: string; maxConcurrentRequests: number };
 }
@@ -138,7 +140,7 @@ export class AdmissionControl {
 
   private async admitOnce(request: AdmissionRequest): Promise<Admission> {
     const windows = windowsAt(this.now());
-    const reservedMicros = costMicros(request.promptTokens, request.maxTokens, request.price);
+    const reservedMicros = request.reserveMicros ?? costMicros(request.promptTokens, request.maxTokens, request.price);
     const reservedTokens = request.promptTokens + request.maxTokens;
     const holdId = randomBytes(9).toString('base64url');
     const hold: Hold = {
@@ -186,6 +188,32 @@ export class AdmissionControl {
     if (keyWrite.status === 'fulfilled') await releaseHold(this.store, { ...admission, modelId: undefined }, NOTHING, 0, this.settleBudgetMs).catch(() => undefined);
     if (modelId && modelWrite.status === 'fulfilled') await releaseModelHold(this.store, admission, this.settleBudgetMs).catch(() => undefined);
     throw keyWrite.status === 'rejected' ? keyWrite.reason : (modelWrite as PromiseRejectedResult).reason;
+  }
+
+  /**
+   * A place among a model's requests in flight, across all keys and gateways, for one target of
+   * a fallback chain: the release function, or undefined when the model is at its cap. The place
+   * is a hold like a request's, so a gateway that dies holding it frees it after `leaseSeconds`.
+   */
+  async holdModelSlot(modelId: string, cap: number): Promise<(() => Promise<void>) | undefined> {
+    const windows = windowsAt(this.now());
+    const holdId = randomBytes(9).toString('base64url');
+    const hold: Hold = { exp: Math.floor(this.now() / 1000) + this.options.leaseSeconds, usd: 0, tok: 0, day: windows.day, month: windows.month };
+    try {
+      await this.conditionalAdd(
+        itemKeys.modelLimits(modelId),
+        holdId,
+        hold,
+        { conc: 1 },
+        [{ attribute: 'conc', limit: cap, room: cap - 1, reason: 'model_max_concurrent_requests' }],
+        windows,
+      );
+    } catch (error) {
+      if (error instanceof AdmissionRejectedError && error.reason === 'model_max_concurrent_requests') return undefined;
+      throw error;
+    }
+    let released: Promise<void> | undefined;
+    return () => (released ??= releaseModelHold(this.store, { modelId, holdId }, this.settleBudgetMs));
   }
 
   /** A cache hit: it counts toward request rate limits but reserves and spends nothing. */
@@ -237,7 +265,8 @@ export class AdmissionControl {
    * in micro-dollars.
    */
   async settle(admission: Admission, usage: SettledUsage): Promise<number> {
-    const cost = costMicros(usage.promptTokens, usage.completionTokens, admission.price);
+    // A fallback chain knows its cost better than one price times the tokens.
+    const cost = usage.costMicros ?? costMicros(usage.promptTokens, usage.completionTokens, admission.price);
     await this.tracked(admission, () =>
       Promise.all([
         releaseHold(this.store, admission, usage, cost, this.settleBudgetMs),

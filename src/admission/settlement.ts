@@ -10,6 +10,8 @@ import { unavailable, updateInput } from './limits-item.js';
 export interface SettledUsage {
   promptTokens: number;
   completionTokens: number;
+  /** The cost when the backend knows it better than one price times the tokens (a fallback chain). */
+  costMicros?: number;
 }
 
 const FIRST_BACKOFF_MS = 50;
@@ -92,7 +94,7 @@ export async function releaseHold(store: Store, admission: Admission, usage: Set
 }
 
 /** Frees the request's place under its model's cap; a hold already gone (reclaimed, or an earlier try landed) is done. */
-export async function releaseModelHold(store: Store, admission: Admission, budgetMs: number): Promise<void> {
+export async function releaseModelHold(store: Store, admission: Pick<Admission, 'modelId' | 'holdId'>, budgetMs: number): Promise<void> {
   const key = itemKeys.modelLimits(admission.modelId!);
   await retryWithin(budgetMs, async () => {
     try {

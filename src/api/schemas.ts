@@ -23,6 +23,8 @@ export interface ChatCompletionRequest extends SamplingFields {
   /** stream_options.include_usage; only ever true when stream is. */
   includeUsage: boolean;
   user?: string;
+  /** vLLM's `continue_final_message`: the last (assistant) message is continued, not answered. */
+  continueFinalMessage?: true;
 }
 
 export interface CompletionRequest extends SamplingFields {
@@ -233,9 +235,33 @@ const chatCompletionSchema = z
         unsupportedValue("Invalid '{param}': only the 'text' response format is supported by this gateway."),
       )
       .nullish(),
+    continue_final_message: z.boolean().nullish(),
+    add_generation_prompt: z.boolean().nullish(),
   })
   .transform((body, ctx): ChatCompletionRequest => {
     if (!checkStreamOptions(body, ctx)) return z.NEVER;
+    const continueFinalMessage = body.continue_final_message === true;
+    // vLLM's rules: continuing needs the assistant's partial reply last and no new generation prompt.
+    if (continueFinalMessage && (body.add_generation_prompt === true || body.messages.at(-1)?.role !== 'assistant')) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['continue_final_message'],
+        input: true,
+        message: "Invalid '{param}': continuing needs the last message to be the assistant's and add_generation_prompt false.",
+        params: { code: 'invalid_value' } satisfies CustomIssueParams,
+      });
+      return z.NEVER;
+    }
+    if (!continueFinalMessage && body.add_generation_prompt === false) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['add_generation_prompt'],
+        input: false,
+        message: "Invalid '{param}': false is only supported together with continue_final_message.",
+        params: { code: 'unsupported_value' } satisfies CustomIssueParams,
+      });
+      return z.NEVER;
+    }
     const stream = body.stream === true;
     return {
       model: body.model,
@@ -245,6 +271,7 @@ const chatCompletionSchema = z
       stream,
       includeUsage: stream && body.stream_options?.include_usage === true,
       user: body.user ?? undefined,
+      ...(continueFinalMessage ? { continueFinalMessage: true as const } : {}),
     };
   });
 

@@ -1,8 +1,14 @@
 import type { ModelPrice } from '../admission/pricing.js';
 import type { ChatMessage, GenerationEvent, GenerationOptions } from '../engine/index.js';
 
-/** What the client asked for, already validated: chat messages or a plain-text prompt. */
-export type GenerationInput = { kind: 'chat'; messages: readonly ChatMessage[] } | { kind: 'text'; prompt: string };
+/**
+ * What the client asked for, already validated: chat messages or a plain-text prompt. With
+ * `continueFinalMessage` the last message is the start of the assistant's reply, to be continued
+ * (vLLM's field of that name; a fallback chain uses it after a broken stream).
+ */
+export type GenerationInput =
+  | { kind: 'chat'; messages: readonly ChatMessage[]; continueFinalMessage?: boolean }
+  | { kind: 'text'; prompt: string };
 
 export type GenerationParams = Omit<GenerationOptions, 'signal' | 'ignoreEos'>;
 
@@ -13,6 +19,24 @@ export interface PreparedGeneration {
   maxTokens: number;
   /** Runs the generation; aborting the signal stops it within one decoder step. */
   run(signal: AbortSignal): AsyncIterable<GenerationEvent>;
+  /** The model version that will serve, when the backend picks it per request (a route); the cache keys by it. */
+  version?: string;
+  /** What admission reserves when more than the prompt and maxTokens at `price` may be spent (a fallback chain). */
+  reserveMicros?: number;
+  /** What the run actually cost, when it used more than one price (a fallback chain); read once the run has ended. */
+  spentMicros?(): number;
+  /**
+   * The version that wrote the whole answer, when it may not be `version` (a fallback chain);
+   * undefined when several did. Read once the run has ended.
+   */
+  servedBy?(): string | undefined;
+}
+
+/** What a request brings besides its input, for backends that route on it. */
+export interface PrepareContext {
+  headers: Headers;
+  /** Adds fields to the request's log line (route decisions, fallbacks). */
+  report?(fields: Record<string, unknown>): void;
 }
 
 /**
@@ -30,5 +54,7 @@ export interface ModelBackend {
   readonly created: number;
   readonly ownedBy: string;
   readonly contextLength: number;
-  prepare(input: GenerationInput, params: GenerationParams): Promise<PreparedGeneration>;
+  /** Whether a chat input with `continueFinalMessage` can be served; a text prompt any backend can continue. */
+  readonly continuesChat?: boolean;
+  prepare(input: GenerationInput, params: GenerationParams, context?: PrepareContext): Promise<PreparedGeneration>;
 }

@@ -35,6 +35,11 @@ export interface UpstreamBackendOptions {
   /** The longest wait for the upstream's response headers (a cold model function loads its model first). */
   timeoutMs?: number;
   ownedBy?: string;
+  /**
+   * The upstream takes vLLM's `continue_final_message` (aigw and vLLM do): it can continue a
+   * partial assistant reply, so a fallback chain may resume a broken stream on it.
+   */
+  continuesChat?: boolean;
 }
 
 /** Options that can't work together. */
@@ -71,7 +76,13 @@ export function upstreamBackend(options: UpstreamBackendOptions): ModelBackend {
     created,
     ownedBy: options.ownedBy ?? 'aigw',
     contextLength: options.contextLength,
+    continuesChat: options.continuesChat === true,
     async prepare(input: GenerationInput, params: GenerationParams): Promise<PreparedGeneration> {
+      if (input.kind === 'chat' && input.continueFinalMessage && !options.continuesChat) {
+        throw new BackendError('upstream_refused', `The model \`${options.id}\` cannot continue a partial assistant message.`, {
+          refusal: { status: 400, param: 'continue_final_message', code: 'unsupported_parameter' },
+        });
+      }
       const promptTokens = promptTokenBound(input);
       const { maxTokens, sentMaxTokens } = completionBound(options, promptTokens, params.maxTokens);
       const path = input.kind === 'chat' ? '/v1/chat/completions' : '/v1/completions';
@@ -131,6 +142,8 @@ function requestBody(model: string, input: GenerationInput, params: GenerationPa
   const body: Record<string, unknown> = {
     model,
     ...(input.kind === 'chat' ? { messages: input.messages.map(({ role, content }) => ({ role, content })) } : { prompt: input.prompt }),
+    // vLLM's pair: the last (assistant) message is continued, not answered.
+    ...(input.kind === 'chat' && input.continueFinalMessage ? { continue_final_message: true, add_generation_prompt: false } : {}),
     max_tokens: maxTokens,
     temperature: params.temperature,
     top_p: params.topP,

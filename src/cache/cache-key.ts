@@ -56,7 +56,8 @@ export function cacheKey(request: CacheKeyInput): string {
 
 function keyedInput(input: GenerationInput): object {
   if (input.kind === 'text') return { kind: 'text', prompt: input.prompt };
-  return { kind: 'chat', messages: input.messages.map((m) => ({ role: m.role, content: m.content })) };
+  const messages = input.messages.map((m) => ({ role: m.role, content: m.content }));
+  return input.continueFinalMessage ? { kind: 'chat', messages, continueFinalMessage: true } : { kind: 'chat', messages };
 }
 
 // Mirrors the engine's defaults (sampler.ts, generate.ts): an omitted value and its default

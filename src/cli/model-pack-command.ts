@@ -1,7 +1,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { packModelFolder } from '../models/index.js';
 
-function nonNegativeInteger(value: string): number {
+export function nonNegativeInteger(value: string): number {
   if (!/^\d+$/.test(value)) throw new InvalidArgumentError('expected a whole number (integer micro-dollars)');
   return Number(value);
 }

@@ -2,3 +2,4 @@
 // validated AigwConfig; an invalid value fails at start with the offending key named.
 export * from './config-schema.js';
 export * from './load-config.js';
+export * from './model-entries.js';

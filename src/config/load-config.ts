@@ -67,8 +67,9 @@ function applyEnvOverrides(
   const defaults = CONFIG_DEFAULTS as unknown as Record<string, RawTable>;
   for (const [name, value] of Object.entries(env)) {
     if (value === undefined || !name.startsWith(ENV_PREFIX)) continue;
-    const section = Object.keys(defaults).find((s) =>
-      name.startsWith(`${ENV_PREFIX}${s.toUpperCase()}_`),
+    // Only tables of keys take overrides ([[models]] is a list: write it in the file).
+    const section = Object.keys(defaults).find(
+      (s) => isTable(defaults[s]) && name.startsWith(`${ENV_PREFIX}${s.toUpperCase()}_`),
     );
     if (section === undefined) continue;
     const key = name.slice(ENV_PREFIX.length + section.length + 1).toLowerCase();
@@ -129,6 +130,14 @@ export function parseConfig(
   }
 
   const { issues, envVars } = applyEnvOverrides(raw, env);
+  if (raw.model !== undefined && raw.models !== undefined) {
+    const envVar = [...envVars].find(([key]) => key.startsWith('model.'))?.[1];
+    issues.push({
+      key: 'model',
+      problem: '[model] and [[models]] are both set: move the [model] table into a [[models]] entry (same keys) and remove [model]',
+      ...(envVar ? { envVar } : {}),
+    });
+  }
   const result = configSchema.safeParse(raw);
   if (!result.success) issues.push(...issuesOf(result.error, envVars));
   if (issues.length > 0 || !result.success) {

@@ -13,3 +13,11 @@ export {
 } from './generate.js';
 export type { ChatMessage } from './chat-template.js';
 export type { SamplingParams } from './sampler.js';
+export { COMPARISON_PROMPTS, compareModels, type ComparisonOptions, type ModelComparison } from './model-comparison.js';
+export {
+  DEFAULT_MIN_AGREEMENT,
+  OptimizationRefusedError,
+  optimizeModel,
+  type OptimizeModelOptions,
+  type OptimizeModelResult,
+} from './model-optimization.js';

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
+import { encodeYielding, tokenBound, type TokenBound } from './prompt-encoding.js';
 
 export type TokenizerLoadErrorCode = 'tokenizer_missing' | 'tokenizer_invalid';
 
@@ -44,6 +45,17 @@ export interface ModelTokenizer {
   readonly specialTokens: ReadonlyMap<string, SpecialToken>;
   /** Plain text to ids: special-token text such as `<|im_end|>` is encoded as ordinary text. */
   encode(text: string): number[];
+  /** The same ids as encode, pausing between pieces of a long text so other work can run. */
+  encodeYielding(text: string): Promise<number[]>;
+  /** Why a text's UTF-8 bytes bound its tokens from below, when that is provable (prompt-encoding.ts). */
+  readonly tokenBound: TokenBound | undefined;
+  /**
+   * encode() plus the ids the tokenizer's post-processor adds around a single text (Llama's BOS;
+   * nothing for Qwen): Hugging Face `tokenizer(text)`, for prompts that skip the chat template.
+   */
+  encodeWithSpecialTokens(text: string): number[];
+  /** The ids encodeWithSpecialTokens puts before and after the text. */
+  readonly textAffixes: { readonly prefix: readonly number[]; readonly suffix: readonly number[] };
   /**
    * Ids to text, never cleaning up spaces (as the Rust tokenizers and streaming servers do), so
    * streamed and whole decodes agree. Ids outside the vocabulary are dropped.
@@ -170,6 +182,9 @@ function createModelTokenizer(tokenizerJson: Json, config: Json, optional: Optio
     if (id !== undefined && !eosTokenIds.includes(id)) eosTokenIds.push(id);
   }
 
+  const { prefix, suffix } = postProcessorSpecials(tokenizerJson.post_processor, tokenToId);
+  const encode = (text: string) => plain.encode(text, { add_special_tokens: false }).ids;
+
   const decodeRun = (ids: number[]) =>
     ids.length === 0 ? '' : plain.decode(ids, { skip_special_tokens: false, clean_up_tokenization_spaces: false });
   const isKnown = (id: number) =>
@@ -184,7 +199,11 @@ function createModelTokenizer(tokenizerJson: Json, config: Json, optional: Optio
     eosToken,
     chatTemplate: chooseChatTemplate(config.chat_template) ?? optional.templateFile,
     specialTokens: specials,
-    encode: (text) => plain.encode(text, { add_special_tokens: false }).ids,
+    encode,
+    encodeWithSpecialTokens: (text) => [...prefix, ...encode(text), ...suffix],
+    textAffixes: { prefix, suffix },
+    encodeYielding: (text) => encodeYielding(plain, text),
+    tokenBound: tokenBound(tokenizerJson, addedTokens.filter((t) => !specials.has(t.content))),
     decode(ids, options = {}) {
       const known = ids.filter(isKnown);
       if (options.skipSpecialTokens) return decodeRun(known.filter((id) => !specialIds.has(id)));
@@ -204,6 +223,42 @@ function createModelTokenizer(tokenizerJson: Json, config: Json, optional: Optio
     tokenToId,
     isSpecial: (id) => specialIds.has(id),
   };
+}
+
+/**
+ * The ids a post-processor puts before and after a single sequence: TemplateProcessing's `single`
+ * template (alone or inside a Sequence), or Bert/Roberta processing's cls/sep. Read here because the
+ * wrapped tokenizer holds no special tokens to resolve them with.
+ */
+function postProcessorSpecials(
+  processor: unknown,
+  tokenToId: (token: string) => number | undefined,
+): { prefix: number[]; suffix: number[] } {
+  const prefix: number[] = [];
+  const suffix: number[] = [];
+  const visit = (p: Json | undefined): void => {
+    if (!p) return;
+    if (p.type === 'Sequence') {
+      for (const child of (p.processors ?? []) as Json[]) visit(child);
+    } else if (p.type === 'TemplateProcessing') {
+      const specials = (p.special_tokens ?? {}) as Record<string, { ids?: number[] }>;
+      let seenSequence = false;
+      for (const piece of (p.single ?? []) as Json[]) {
+        if ('Sequence' in piece) seenSequence = true;
+        const name = (piece.SpecialToken as Json | undefined)?.id;
+        if (typeof name !== 'string') continue;
+        const ids = specials[name]?.ids ?? [tokenToId(name)].filter((id): id is number => id !== undefined);
+        (seenSequence ? suffix : prefix).push(...ids);
+      }
+    } else if (p.type === 'BertProcessing' || p.type === 'RobertaProcessing') {
+      const [, cls] = (p.cls ?? []) as [string, number];
+      const [, sep] = (p.sep ?? []) as [string, number];
+      if (Number.isInteger(cls)) prefix.push(cls);
+      if (Number.isInteger(sep)) suffix.push(sep);
+    }
+  };
+  visit(typeof processor === 'object' && processor !== null ? (processor as Json) : undefined);
+  return { prefix, suffix };
 }
 
 // Config files spell a token as a string or as an AddedToken object { content, ... }.

@@ -21,3 +21,21 @@ export class ModelPackageError extends Error {
     this.file = options?.file;
   }
 }
+
+export type GgufImportErrorCode =
+  | 'invalid_gguf'
+  | 'unsupported_architecture'
+  | 'unsupported_tensor_type'
+  | 'unsupported_tokenizer'
+  | 'unsupported_feature';
+
+/** A GGUF file aigw can't turn into a model package; the message names what is unsupported. */
+export class GgufImportError extends Error {
+  readonly code: GgufImportErrorCode;
+
+  constructor(code: GgufImportErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'GgufImportError';
+    this.code = code;
+  }
+}

@@ -1,5 +1,6 @@
 // Model packages: the manifest (files, sizes, SHA-256, tokens, price), packing and verifying a
-// package folder, and the S3 model store (push, list, fetch to a local cache with ranged GETs).
+// package folder, and the S3 model store (push, list, fetch to a local cache with ranged GETs). GGUF
+// import (gguf-import.ts) and Hub pulls are imported by path: the Lambda bundles never carry them.
 export { ModelPackageError, type ModelPackageErrorCode } from './errors.js';
 export {
   MANIFEST_FILE,
@@ -47,3 +48,13 @@ export {
   fetchModelPackage,
   type FetchOptions,
 } from './model-download.js';
+export { GgufImportError, type GgufImportErrorCode } from './errors.js';
+export { type QuantBits, type QuantizedMatrix, QUANT_BLOCK_SIZE, dequantize, quantizeMatrix, quantizeRows } from './block-quantize.js';
+export {
+  OptimizeError,
+  optimizeGraph,
+  optimizeModelPackage,
+  type OptimizeChanges,
+  type OptimizeGraphOptions,
+  type OptimizePackageOptions,
+} from './optimize.js';

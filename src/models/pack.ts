@@ -119,7 +119,8 @@ async function readGenaiSource(dir: string, opts: PackOptions): Promise<ModelSou
   return {
     onnxFile,
     contextLength: positiveInteger(model?.context_length),
-    eosTokenIds: unique(tokenIds(model?.eos_token_id)),
+    // generation_config.json may list more end-of-turn ids (Llama 3's two) than genai_config does.
+    eosTokenIds: unique([...tokenIds(model?.eos_token_id), ...tokenIds(generation?.eos_token_id)]),
     bosTokenId: bos,
     configFiles: [GENAI_CONFIG_FILE, CONFIG_FILE],
   };

@@ -50,8 +50,15 @@ export const itemKeys = {
   modelLimits: (modelId: string): ItemKey => ({ pk: `${KEY_PREFIX.modelLimits}${modelId}`, sk: 'LIMITS' }),
   /** Cached response by canonical request hash. */
   cache: (hash: string): ItemKey => ({ pk: `${KEY_PREFIX.cache}${hash}`, sk: 'CACHE' }),
-  /** Which model version serves a model name. */
+  /** Which model versions serve a model name: stable, canary and weight (src/routing/aliases.ts). */
   alias: (model: string): ItemKey => ({ pk: `${KEY_PREFIX.alias}${model}`, sk: 'ALIAS' }),
+  /** The names of every alias, for GET /v1/models (an alias name is never empty, so this pk is free). */
+  aliasIndex: (): ItemKey => ({ pk: KEY_PREFIX.alias, sk: 'INDEX' }),
+  /** One time bucket of a canary's health counters (requests, errors, time to first token per role). */
+  aliasHealth: (model: string, canaryId: string, bucketStartSeconds: number): ItemKey => ({
+    pk: `${KEY_PREFIX.alias}${model}`,
+    sk: `HEALTH#${canaryId}#${String(bucketStartSeconds).padStart(12, '0')}`,
+  }),
   /** Usage roll-up of a key for one day (`YYYY-MM-DD`). */
   usage: (keyId: string, day: string): ItemKey => ({
     pk: `${KEY_PREFIX.usage}${keyId}#${day}`,

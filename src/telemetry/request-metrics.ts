@@ -14,6 +14,10 @@ export interface FinishedRequest {
   errorCode?: string | null;
   /** For a 429: the limit that refused the request (admission's reason). */
   rejectedBy?: string;
+  /** For a routed model: the kind of rule that picked the target. */
+  routeReason?: string;
+  /** Why each target the request left was left, in order (a fallback chain's triggers). */
+  fallbacks?: string[];
 }
 
 /**
@@ -31,11 +35,34 @@ export function emitRequestMetrics(metrics: Metrics, request: FinishedRequest): 
   if (request.cache === 'HIT') metrics.addMetric(METRIC.cacheHits, MetricUnit.Count, 1);
   metrics.publishStoredMetrics();
 
+  emitRoutingMetrics(metrics, request);
+
   const reason = rejectionReason(request);
   if (reason) {
     // A line of its own: the Reason dimension must not split the metrics above.
     metrics.addDimension(DIMENSION.reason, reason);
     metrics.addMetric(METRIC.rejections, MetricUnit.Count, 1);
+    metrics.publishStoredMetrics();
+  }
+}
+
+/** Route decisions and fallbacks, each on a line of its own: their dimensions are bounded sets. */
+function emitRoutingMetrics(metrics: Metrics, { routeReason, fallbacks = [] }: FinishedRequest): void {
+  if (routeReason) {
+    metrics.addDimension(DIMENSION.routeReason, routeReason);
+    metrics.addMetric(METRIC.routeDecisions, MetricUnit.Count, 1);
+    metrics.publishStoredMetrics();
+  }
+  const counts = new Map<string, number>();
+  for (const trigger of fallbacks) counts.set(trigger, (counts.get(trigger) ?? 0) + 1);
+  for (const [trigger, count] of counts) {
+    metrics.addDimension(DIMENSION.trigger, trigger);
+    metrics.addMetric(METRIC.fallbacks, MetricUnit.Count, count);
+    metrics.publishStoredMetrics();
+  }
+  const continued = fallbacks.filter((t) => t === 'stream_cut' || t === 'stream_stalled').length;
+  if (continued > 0) {
+    metrics.addMetric(METRIC.continuations, MetricUnit.Count, continued);
     metrics.publishStoredMetrics();
   }
 }

@@ -19,6 +19,10 @@ export interface TestModelOptions {
   io?: ExportIoVariant;
   /** genai only: genai_config's search.past_present_share_buffer (default true). */
   sharedKvBuffer?: boolean;
+  /** false keeps lm_head fp32 in a quantized model, as published int4 exports often do. */
+  quantizeLmHead?: boolean;
+  /** lm_head = the embedding table transposed (Qwen2.5-0.5B style). */
+  tieWordEmbeddings?: boolean;
 }
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -79,13 +83,14 @@ async function build(key: string, opts: TestModelOptions): Promise<string> {
       outDir: dir,
       layout: opts.layout,
       precision: opts.precision,
-      shape: presetShape(opts.preset ?? 'tiny'),
+      shape: { ...presetShape(opts.preset ?? 'tiny'), ...(opts.tieWordEmbeddings ? { tieWordEmbeddings: true } : {}) },
       seed: TEST_MODEL_SEED,
       name: `test-${opts.preset ?? 'tiny'}-${opts.layout}-${opts.precision}`,
       version: '1',
       lastTokenLogitsOnly: opts.lastTokenLogitsOnly ?? true,
       io: opts.io,
       sharedKvBuffer: opts.sharedKvBuffer,
+      quantizeLmHead: opts.quantizeLmHead,
     });
   } catch (error) {
     // Another worker finished first between our check and our build.
@@ -104,6 +109,8 @@ export async function ensureTestModel(opts: TestModelOptions): Promise<string> {
   const variant = [
     ...Object.entries(opts.io ?? {}).sort().map(([k, v]) => `${k}_${String(v)}`),
     ...(opts.sharedKvBuffer === false ? ['growing'] : []),
+    ...(opts.quantizeLmHead === false ? ['fp32head'] : []),
+    ...(opts.tieWordEmbeddings ? ['tied'] : []),
   ];
   const key = [opts.preset ?? 'tiny', opts.layout, opts.precision, last ? 'last' : 'all', ...variant, `s${TEST_MODEL_SEED}`, await sourceHash].join('-');
   let pending = builds.get(key);

@@ -387,3 +387,21 @@ describe('logit_bias', () => {
     expect(parseChatCompletionRequest({ ...base, logit_bias: null }).model).toBe('m');
   });
 });
+
+describe('continue_final_message (vLLM), as a fallback chain sends it to aigw targets', () => {
+  const partial = { messages: [{ role: 'user', content: 'hi' }, { role: 'assistant', content: 'Hello, th' }] };
+
+  it('accepts it with the partial assistant reply last', () => {
+    expect(parseChatCompletionRequest(chat({ ...partial, continue_final_message: true, add_generation_prompt: false }))).toMatchObject({
+      continueFinalMessage: true,
+      messages: partial.messages,
+    });
+    expect(parseChatCompletionRequest(chat({ ...partial, continue_final_message: false })).continueFinalMessage).toBeUndefined();
+  });
+
+  it('refuses it when the last message is not the assistant\'s, or with add_generation_prompt true', () => {
+    expect(() => parseChatCompletionRequest(chat({ continue_final_message: true }))).toThrow(/continue_final_message/);
+    expect(() => parseChatCompletionRequest(chat({ ...partial, continue_final_message: true, add_generation_prompt: true }))).toThrow(/continue_final_message/);
+    expect(() => parseChatCompletionRequest(chat({ add_generation_prompt: false }))).toThrow(/add_generation_prompt/);
+  });
+});

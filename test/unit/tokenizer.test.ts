@@ -95,7 +95,7 @@ describe('writeTokenizerFiles', () => {
 
   it('rejects vocabulary sizes it cannot build', async () => {
     await expect(writeTokenizerFiles(path.join(root, 'bad'), { vocabSize: 258 })).rejects.toThrow(RangeError);
-    await expect(writeTokenizerFiles(path.join(root, 'bad'), { vocabSize: 65537 })).rejects.toThrow(RangeError);
+    await expect(writeTokenizerFiles(path.join(root, 'bad'), { vocabSize: 262145 })).rejects.toThrow(RangeError);
     await expect(writeTokenizerFiles(path.join(root, 'bad'), { vocabSize: 1000.5 })).rejects.toThrow(RangeError);
   });
 

@@ -14,6 +14,9 @@ export {
 } from './weights.js';
 export {
   type ExportIoVariant,
+  type GraphLayerWeights,
+  type GraphWeightSource,
+  type LinearWeight,
   type LlamaGraphOptions,
   LlamaGraphError,
   type ModelLayout,
@@ -23,7 +26,7 @@ export {
   validateShape,
 } from './llama-graph.js';
 export { type QuantBits, QUANT_BLOCK_SIZE, type QuantizedMatrix, QuantizeError, blobSize, dequantize, quantizeMatrix } from './quantize.js';
-export { ExternalDataWriter, OnnxWriterError, writeModel } from './onnx-writer.js';
+export { ExternalDataWriter, writeModel } from './onnx-writer.js';
 export {
   type BuildModelPackageOptions,
   PackageExistsError,

@@ -2,8 +2,8 @@
 // Optimum / transformers.js (plain ONNX ops, growing KV cache) or onnxruntime-genai (GroupQueryAttention).
 import { GraphBuilder } from './graph-builder.js';
 import { DataType, type ExternalDataWriter, type GraphProto, attrFloat, attrInt, attrInts, valueInfo } from './onnx-writer.js';
-import { type QuantBits, QUANT_BLOCK_SIZE, quantizeMatrix } from './quantize.js';
-import type { LlamaShape, LlamaWeightSource } from './weights.js';
+import { type QuantBits, QUANT_BLOCK_SIZE, type QuantizedMatrix, quantizeMatrix } from './quantize.js';
+import type { LlamaShape } from './weights.js';
 
 export type ModelLayout = 'optimum' | 'genai';
 export type ModelPrecision = 'fp32' | 'int8' | 'int4';
@@ -32,6 +32,36 @@ export interface ExportIoVariant {
   logitsType?: 'float32' | 'float16';
 }
 
+/** A projection: row-major [in, out] floats (quantized per the precision), or already quantized (e.g. repacked GGUF blocks). */
+export type LinearWeight = Float32Array | QuantizedMatrix;
+
+/** One layer as the graph takes it: the seeded LlamaLayerWeights fit, and imported models may bring biases (Qwen2's q/k/v). */
+export interface GraphLayerWeights {
+  inputNorm: Float32Array;
+  qProj: LinearWeight;
+  kProj: LinearWeight;
+  vProj: LinearWeight;
+  oProj: LinearWeight;
+  postAttentionNorm: Float32Array;
+  gateProj: LinearWeight;
+  upProj: LinearWeight;
+  downProj: LinearWeight;
+  qBias?: Float32Array;
+  kBias?: Float32Array;
+  vBias?: Float32Array;
+}
+
+/** What the graph reads, one piece at a time; LlamaWeightSource (seeded weights) is one. */
+export interface GraphWeightSource {
+  shape: LlamaShape;
+  embedTokens(): Float32Array;
+  layer(index: number): GraphLayerWeights;
+  finalNorm(): Float32Array;
+  lmHead(): LinearWeight;
+  /** Llama 3.1-style rotary frequency divisors [headDim/2] (GGUF rope_freqs); absent means none. */
+  ropeFreqFactors?: Float32Array;
+}
+
 export class LlamaGraphError extends Error {
   override name = 'LlamaGraphError';
 }
@@ -40,14 +70,14 @@ const BITS: Record<ModelPrecision, QuantBits | undefined> = { fp32: undefined, i
 // HF masks with the most negative float32: a fully masked row then softmaxes to uniform, never NaN.
 const MASK_MIN = -3.4028234663852886e38;
 
-/** Rotary tables [contextLength, headDim/2]: angle = p * theta^(-2i/headDim), computed in float64. */
-export function rotaryTables(shape: LlamaShape): { cos: Float32Array; sin: Float32Array } {
+/** Rotary tables [contextLength, headDim/2]: angle = p * theta^(-2i/headDim) / freqFactors[i], computed in float64. */
+export function rotaryTables(shape: LlamaShape, freqFactors?: Float32Array): { cos: Float32Array; sin: Float32Array } {
   const half = shape.headDim / 2;
   const cos = new Float32Array(shape.contextLength * half);
   const sin = new Float32Array(shape.contextLength * half);
   for (let p = 0; p < shape.contextLength; p++) {
     for (let i = 0; i < half; i++) {
-      const angle = p * Math.pow(shape.ropeTheta, (-2 * i) / shape.headDim);
+      const angle = (p * Math.pow(shape.ropeTheta, (-2 * i) / shape.headDim)) / (freqFactors?.[i] ?? 1);
       cos[p * half + i] = Math.cos(angle);
       sin[p * half + i] = Math.sin(angle);
     }
@@ -76,7 +106,7 @@ class LlamaGraph {
   private readonly bits: QuantBits | undefined;
 
   constructor(
-    private readonly weights: LlamaWeightSource,
+    private readonly weights: GraphWeightSource,
     readonly options: LlamaGraphOptions,
     external: ExternalDataWriter,
   ) {
@@ -85,22 +115,29 @@ class LlamaGraph {
     this.g = new GraphBuilder(`llama-${options.layout}-${options.precision}`, external);
   }
 
-  /** x @ W for a row-major [k, n] weight: MatMul in fp32, MatMulNBits when quantized. */
-  linear(x: string, name: string, weight: Float32Array, k: number, n: number, quantize = true): string {
+  /** x @ W (+ bias) for a [k, n] weight: MatMul in fp32 (or when told not to quantize), MatMulNBits when quantized here or before. */
+  linear(x: string, name: string, weight: LinearWeight, k: number, n: number, bias?: Float32Array, quantize = true): string {
     const g = this.g;
-    if (this.bits === undefined || !quantize) {
-      return g.op1('MatMul', [x, g.weight(`${name}.weight`, [k, n], weight)]);
+    const product = weight instanceof Float32Array && (this.bits === undefined || !quantize)
+      ? g.op1('MatMul', [x, g.weight(`${name}.weight`, [k, n], weight)])
+      : this.matMulNBits(x, name, weight instanceof Float32Array ? quantizeMatrix(weight, k, n, this.bits!) : weight, k, n);
+    return bias === undefined ? product : g.op1('Add', [product, g.weight(`${name}.bias`, [n], bias)]);
+  }
+
+  private matMulNBits(x: string, name: string, q: QuantizedMatrix, k: number, n: number): string {
+    const g = this.g;
+    if (q.k !== k || q.n !== n || q.blockSize !== QUANT_BLOCK_SIZE) {
+      throw new LlamaGraphError(`${name}: quantized weight is [${q.k}, ${q.n}] block ${q.blockSize}, the graph needs [${k}, ${n}] block ${QUANT_BLOCK_SIZE}`);
     }
-    const q = quantizeMatrix(weight, k, n, this.bits);
     const blocks = k / QUANT_BLOCK_SIZE;
-    const b = g.initializer(`${name}.weight_Q${this.bits}`, DataType.UINT8, [n, blocks, q.data.length / (n * blocks)], q.data);
+    const b = g.initializer(`${name}.weight_Q${q.bits}`, DataType.UINT8, [n, blocks, q.data.length / (n * blocks)], q.data);
     const scales = g.initializer(`${name}.weight_scales`, DataType.FLOAT, [n * blocks], q.scales);
     return g.op1('MatMulNBits', [x, b, scales], {
       domain: 'com.microsoft',
       attrs: [
         attrInt('K', k),
         attrInt('N', n),
-        attrInt('bits', this.bits),
+        attrInt('bits', q.bits),
         attrInt('block_size', QUANT_BLOCK_SIZE),
         attrInt('accuracy_level', this.options.accuracyLevel ?? 0),
       ],
@@ -117,7 +154,7 @@ class LlamaGraph {
     });
   }
 
-  mlp(x: string, prefix: string, layer: { gateProj: Float32Array; upProj: Float32Array; downProj: Float32Array }): string {
+  mlp(x: string, prefix: string, layer: GraphLayerWeights): string {
     const g = this.g;
     const { hiddenSize: e, intermediateSize: inter } = this.shape;
     return g.scope('mlp', () => {
@@ -142,7 +179,7 @@ class LlamaGraph {
     const logits =
       this.shape.tieWordEmbeddings && (this.bits === undefined || !quantizeHead)
         ? g.op1('MatMul', [normed, g.op1('Transpose', [this.embedTable!], { attrs: [attrInts('perm', [1, 0])] })])
-        : this.linear(normed, 'lm_head', this.weights.lmHead(), hiddenSize, vocabSize, quantizeHead);
+        : this.linear(normed, 'lm_head', this.weights.lmHead(), hiddenSize, vocabSize, undefined, quantizeHead);
     const float16 = this.options.io?.logitsType === 'float16';
     const typed = float16 ? g.op1('Cast', [logits], { attrs: [attrInt('to', DataType.FLOAT16)] }) : logits;
     g.op1('Identity', [typed], { output: 'logits' });
@@ -180,7 +217,7 @@ class LlamaGraph {
   }
 }
 
-function buildOptimum(lg: LlamaGraph, shape: LlamaShape, weights: LlamaWeightSource): void {
+function buildOptimum(lg: LlamaGraph, shape: LlamaShape, weights: GraphWeightSource): void {
   const g = lg.g;
   const { numHeads: h, numKvHeads: kv, headDim: d, hiddenSize: e } = shape;
   const group = h / kv;
@@ -215,7 +252,7 @@ function buildOptimum(lg: LlamaGraph, shape: LlamaShape, weights: LlamaWeightSou
   const positions = withPositions ? 'position_ids' : mask.queryPositions;
 
   // cos/sin [batch, 1, seq, headDim] from position_ids, rotate_half layout (the half table repeated).
-  const tables = rotaryTables(shape);
+  const tables = rotaryTables(shape, weights.ropeFreqFactors);
   const [cos, sin] = g.scope('rotary', () =>
     (['cos', 'sin'] as const).map((kind) => {
       const table = g.weight(`${kind}_cache`, [shape.contextLength, d / 2], tables[kind]);
@@ -239,9 +276,9 @@ function buildOptimum(lg: LlamaGraph, shape: LlamaShape, weights: LlamaWeightSou
     x = g.scope(`layers.${i}`, () => {
       const normed = lg.rmsNorm(x, `${prefix}.input_layernorm`, layer.inputNorm);
       const attention = g.scope('attn', () => {
-        const q = rope(toHeads(lg.linear(normed, `${prefix}.self_attn.q_proj`, layer.qProj, e, h * d), h));
-        const k = rope(toHeads(lg.linear(normed, `${prefix}.self_attn.k_proj`, layer.kProj, e, kv * d), kv));
-        const v = toHeads(lg.linear(normed, `${prefix}.self_attn.v_proj`, layer.vProj, e, kv * d), kv);
+        const q = rope(toHeads(lg.linear(normed, `${prefix}.self_attn.q_proj`, layer.qProj, e, h * d, layer.qBias), h));
+        const k = rope(toHeads(lg.linear(normed, `${prefix}.self_attn.k_proj`, layer.kProj, e, kv * d, layer.kBias), kv));
+        const v = toHeads(lg.linear(normed, `${prefix}.self_attn.v_proj`, layer.vProj, e, kv * d, layer.vBias), kv);
         const toCache = (t: string) => (float16Kv ? g.op1('Cast', [t], { attrs: [attrInt('to', DataType.FLOAT16)] }) : t);
         const fromCache = (t: string) => (float16Kv ? g.op1('Cast', [t], { attrs: [attrInt('to', DataType.FLOAT)] }) : t);
         const keys = fromCache(
@@ -272,7 +309,7 @@ function buildOptimum(lg: LlamaGraph, shape: LlamaShape, weights: LlamaWeightSou
   lg.head(x);
 }
 
-function buildGenai(lg: LlamaGraph, shape: LlamaShape, weights: LlamaWeightSource): void {
+function buildGenai(lg: LlamaGraph, shape: LlamaShape, weights: GraphWeightSource): void {
   const g = lg.g;
   const { numHeads: h, numKvHeads: kv, headDim: d, hiddenSize: e } = shape;
   if (lg.options.io?.kvType === 'float16' || lg.options.io?.positionIds === false) {
@@ -291,7 +328,7 @@ function buildGenai(lg: LlamaGraph, shape: LlamaShape, weights: LlamaWeightSourc
     const total = g.op1('Gather', [g.op1('Shape', [mask]), g.int64([1], [])], { attrs: [attrInt('axis', 0)] });
     return [seqlens, g.op1('Cast', [total], { attrs: [attrInt('to', DataType.INT32)] })];
   });
-  const tables = rotaryTables(shape);
+  const tables = rotaryTables(shape, weights.ropeFreqFactors);
   const cosCache = g.weight('cos_cache', [shape.contextLength, d / 2], tables.cos);
   const sinCache = g.weight('sin_cache', [shape.contextLength, d / 2], tables.sin);
 
@@ -302,9 +339,9 @@ function buildGenai(lg: LlamaGraph, shape: LlamaShape, weights: LlamaWeightSourc
     x = g.scope(`layers.${i}`, () => {
       const normed = lg.rmsNorm(x, `${prefix}.input_layernorm`, layer.inputNorm);
       const attention = g.scope('attn', () => {
-        const q = lg.linear(normed, `${prefix}.self_attn.q_proj`, layer.qProj, e, h * d);
-        const k = lg.linear(normed, `${prefix}.self_attn.k_proj`, layer.kProj, e, kv * d);
-        const v = lg.linear(normed, `${prefix}.self_attn.v_proj`, layer.vProj, e, kv * d);
+        const q = lg.linear(normed, `${prefix}.self_attn.q_proj`, layer.qProj, e, h * d, layer.qBias);
+        const k = lg.linear(normed, `${prefix}.self_attn.k_proj`, layer.kProj, e, kv * d, layer.kBias);
+        const v = lg.linear(normed, `${prefix}.self_attn.v_proj`, layer.vProj, e, kv * d, layer.vBias);
         const [context] = g.op(
           'GroupQueryAttention',
           [q, k, v, `past_key_values.${i}.key`, `past_key_values.${i}.value`, seqlensK, totalSeqLen, cosCache, sinCache],
@@ -335,7 +372,7 @@ function buildGenai(lg: LlamaGraph, shape: LlamaShape, weights: LlamaWeightSourc
  * Builds the decoder graph, streaming every large initializer to `external` as it goes (one layer of
  * weights in memory at a time).
  */
-export function buildLlamaGraph(weights: LlamaWeightSource, options: LlamaGraphOptions, external: ExternalDataWriter): GraphProto {
+export function buildLlamaGraph(weights: GraphWeightSource, options: LlamaGraphOptions, external: ExternalDataWriter): GraphProto {
   validateShape(weights.shape);
   const lg = new LlamaGraph(weights, options, external);
   if (options.layout === 'optimum') buildOptimum(lg, weights.shape, weights);

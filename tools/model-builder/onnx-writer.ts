@@ -1,9 +1,9 @@
 // Small helpers over onnx-proto (protobufjs) to build ONNX protos and write a model whose large
 // initializers live in one external data file, as real exports of multi-GB models do.
-import { closeSync, openSync, writeSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import onnxProto from 'onnx-proto';
 import type { onnx as Onnx } from 'onnx-proto';
+import { type ExternalDataWriter, storedAs } from '../../src/models/onnx-model-file.js';
 
 export const { onnx } = onnxProto;
 export type TensorProto = Onnx.ITensorProto;
@@ -25,50 +25,7 @@ export type DataTypeId = (typeof DataType)[keyof typeof DataType];
 
 /** ONNX IR version matching opset 17 (ONNX 1.12). */
 export const IR_VERSION = 8;
-/** Initializers at or above this many bytes go to the external data file. */
-export const EXTERNAL_THRESHOLD_BYTES = 1024;
-const EXTERNAL_ALIGNMENT = 64;
-
-export class OnnxWriterError extends Error {
-  override name = 'OnnxWriterError';
-}
-
-/** Appends tensor bytes to one external data file at 64-byte aligned offsets. */
-export class ExternalDataWriter {
-  private fd: number | undefined;
-  private offset = 0;
-
-  /** `location` is the file name as recorded in the model (relative to the model file's folder). */
-  constructor(
-    private readonly path: string,
-    readonly location: string,
-  ) {
-    this.fd = openSync(path, 'w');
-  }
-
-  append(bytes: Uint8Array): { offset: number; length: number } {
-    if (this.fd === undefined) throw new OnnxWriterError(`external data file ${this.path} is already closed`);
-    const aligned = Math.ceil(this.offset / EXTERNAL_ALIGNMENT) * EXTERNAL_ALIGNMENT;
-    if (aligned > this.offset) {
-      writeSync(this.fd, new Uint8Array(aligned - this.offset));
-    }
-    let written = 0;
-    while (written < bytes.byteLength) {
-      written += writeSync(this.fd, bytes, written, bytes.byteLength - written);
-    }
-    this.offset = aligned + bytes.byteLength;
-    return { offset: aligned, length: bytes.byteLength };
-  }
-
-  get size(): number {
-    return this.offset;
-  }
-
-  close(): void {
-    if (this.fd !== undefined) closeSync(this.fd);
-    this.fd = undefined;
-  }
-}
+export { EXTERNAL_THRESHOLD_BYTES, ExternalDataWriter } from '../../src/models/onnx-model-file.js';
 
 function bytesOf(view: ArrayBufferView): Uint8Array {
   return new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
@@ -86,22 +43,8 @@ export function tensorProto(
   external?: ExternalDataWriter,
 ): TensorProto {
   const bytes = bytesOf(data);
-  if (external && bytes.byteLength >= EXTERNAL_THRESHOLD_BYTES) {
-    const { offset, length } = external.append(bytes);
-    return {
-      name,
-      dataType,
-      dims: [...dims],
-      dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
-      externalData: [
-        { key: 'location', value: external.location },
-        { key: 'offset', value: String(offset) },
-        { key: 'length', value: String(length) },
-      ],
-    };
-  }
-  // Copy: protobufjs keeps a reference, and callers may reuse their buffers.
-  return { name, dataType, dims: [...dims], rawData: bytes.slice() };
+  // storedAs copies inline bytes: protobufjs keeps a reference, and callers may reuse their buffers.
+  return { name, dataType, dims: [...dims], ...storedAs(bytes, external) };
 }
 
 export function attrInt(name: string, value: number): AttributeProto {

@@ -22,7 +22,8 @@ export const IM_END = '<|im_end|>';
 const SPECIAL_TOKENS = [ENDOFTEXT, IM_START, IM_END] as const;
 
 const MIN_VOCAB = 256 + SPECIAL_TOKENS.length;
-const MAX_VOCAB = 65536;
+// Qwen2.5 logits span 151,936 ids; the top-up merges reach that in a few seconds.
+const MAX_VOCAB = 262144;
 
 // Qwen2's template without its default system prompt: the system message is optional.
 export const CHATML_TEMPLATE =
