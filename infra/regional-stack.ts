@@ -120,7 +120,7 @@ export class RegionalStack extends Stack {
       return role;
     };
     // Lambda@Edge writes the origin selector's logs in the region it runs in; this region's group
-    // exists up front, with its retention (us-east-1's is the edge stack's). See README "Logs".
+    // exists up front, with its retention (us-east-1's is the edge stack's). README "Logs, …".
     if (config.regions.length > 1 && this.region !== EDGE_REGION) {
       logGroup('OriginSelectorLogs', EDGE_LOG_GROUP_NAME);
     }
