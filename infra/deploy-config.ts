@@ -57,7 +57,7 @@ const deploySchema = z
       .default(['us-east-1']),
     architecture: architectureSchema.default('arm64'),
     // Caps the gateway function's instances in each region, so calls around CloudFront can't take
-    // the region's whole pool (README "Exposure"); 0 = no reservation.
+    // the region's whole pool (README "Calls around CloudFront"); 0 = no reservation.
     gateway_reserved_concurrency: z.number().int().min(0).max(MAX_RESERVED_CONCURRENCY).default(0),
     // The *.cloudfront.net certificate comes with CloudFront's TLSv1 viewer policy, which nobody
     // can change: true refuses to synthesize unless domain_name and certificate_arn are set.

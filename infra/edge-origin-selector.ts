@@ -13,7 +13,8 @@ import { nearestRegionTable } from './regions.js';
 /**
  * The selector's log group, the same name in every region it runs in: with a custom log group
  * Lambda@Edge adds no "us-east-1." prefix. Each gateway region's stack and the edge stack create
- * it up front with aigw's retention; the function may not create it anywhere else (README "Logs").
+ * it up front with aigw's retention; the function may not create it anywhere else
+ * (README "Logs, metrics and alarms").
  */
 export const EDGE_LOG_GROUP_NAME = '/aigw/edge/origin-selector';
 

@@ -185,5 +185,10 @@ export class GatewayDashboard extends Construct {
       new GraphWidget({ title: 'Fallbacks by trigger', left: byDimension(METRIC.fallbacks, DIMENSION.trigger), width: 8 }),
       new GraphWidget({ title: 'Continued replies', left: perRegion(METRIC.continuations, 'Sum', 'continued'), width: 8 }),
     );
+    // Releases: each model version's server errors (a canary beside stable) and alias rollbacks.
+    this.dashboard.addWidgets(
+      new GraphWidget({ title: 'Server errors by model version', left: byDimension(METRIC.serverErrors, DIMENSION.modelVersion), width: 8 }),
+      new GraphWidget({ title: 'Alias automatic rollbacks', left: byDimension(METRIC.aliasAutoRollbacks, DIMENSION.alias), width: 8 }),
+    );
   }
 }

@@ -120,7 +120,7 @@ export class RegionalStack extends Stack {
       return role;
     };
     // Lambda@Edge writes the origin selector's logs in the region it runs in; this region's group
-    // exists up front, with its retention (us-east-1's is the edge stack's). See README "Logs".
+    // exists up front, with its retention (us-east-1's is the edge stack's). README "Logs, …".
     if (config.regions.length > 1 && this.region !== EDGE_REGION) {
       logGroup('OriginSelectorLogs', EDGE_LOG_GROUP_NAME);
     }
@@ -137,7 +137,7 @@ export class RegionalStack extends Stack {
       memorySize: 1024,
       // A streamed answer lasts as long as the slowest model's; function URLs stream for 15 min at most.
       timeout: Duration.seconds(Math.min(900, Math.max(60, longestModelTimeout + 30))),
-      // Bounds what calls around CloudFront can take from the region's pool (README "Exposure").
+      // Bounds what calls around CloudFront take from the region's pool (README "Calls around CloudFront").
       reservedConcurrentExecutions: config.gatewayReservedConcurrency,
       logGroup: gatewayLogs,
       role: functionRole('GatewayRole', gatewayLogs),

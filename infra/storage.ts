@@ -33,11 +33,10 @@ export interface LogBucketOptions {
 
 /** A bucket for access logs whose objects expire after `retentionDays`, like the log groups. */
 export function logBucket(scope: Construct, id: string, retentionDays: number, options: LogBucketOptions = {}): Bucket {
+  // privateBucketProps' S3-managed keys: neither S3 server access logs nor CloudFront standard logs
+  // can use SSE-KMS without a customer key granted to the delivery service.
   const bucket = new Bucket(scope, id, {
     ...privateBucketProps(),
-    // S3-managed keys: neither S3 server access logs nor CloudFront standard logs can use SSE-KMS
-    // without a customer key granted to the delivery service.
-    encryption: BucketEncryption.S3_MANAGED,
     objectOwnership: options.aclDelivery ? ObjectOwnership.BUCKET_OWNER_PREFERRED : ObjectOwnership.BUCKET_OWNER_ENFORCED,
     lifecycleRules: [
       { expiration: Duration.days(retentionDays), abortIncompleteMultipartUploadAfter: Duration.days(1) },

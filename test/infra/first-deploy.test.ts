@@ -37,9 +37,11 @@ function ofType(resources: Resources, type: string) {
 let first: SynthesizedApp;
 let replaced: SynthesizedApp;
 
-beforeAll(() => {
+beforeAll(async () => {
   // Both with cdk-nag's packs on, as `cdk synth` runs them: the custom-domain, two-region shape passes clean.
   first = synthAigw(DEPLOY, undefined, undefined, { gatewayUrls: FIRST_URLS, rulePacks: true });
+  // A synth blocks the worker; let it answer the test runner in between.
+  await new Promise((resolve) => setImmediate(resolve));
   replaced = synthAigw(DEPLOY, undefined, undefined, { gatewayUrls: REPLACED_URLS, rulePacks: true });
 });
 
