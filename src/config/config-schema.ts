@@ -2,6 +2,7 @@
 // Sections and keys are strict, so a typo fails at start instead of being silently ignored.
 
 import { z } from 'zod';
+import { auditSection, guardrailsSection } from './guardrails-schema.js';
 
 const integer = (min: number, max: number) => {
   const message = `expected an integer between ${min} and ${max}`;
@@ -59,6 +60,12 @@ const monitoringSection = z.strictObject(
   {
     log_level: oneOf(['debug', 'info', 'warn', 'error']).default('info'),
     metrics: oneOf(['emf', 'off']).default('emf'),
+    /** An OTLP/HTTP collector (e.g. "http://127.0.0.1:4318"): spans and metrics go there too; "" for none. */
+    otlp_endpoint: url.default(''),
+    /** Headers sent with every OTLP request, e.g. { authorization = "Bearer ..." }. */
+    otlp_headers: z.record(z.string(), z.string({ error: 'expected a text' }), { error: 'expected a table of header = "value"' }).default(() => ({})),
+    /** The OpenTelemetry service.name of the gateway's spans and metrics. */
+    service_name: nonEmptyText('a service name').default('aigw'),
   },
   section('monitoring'),
 );
@@ -220,12 +227,13 @@ const modelEntry = z
       return;
     }
     if (entry.base_url === undefined) {
-      for (const key of ['upstream_model', 'api_key_env', 'api_key_secret', 'timeout_ms'] as const) {
-        if (entry[key] !== undefined) problem(key, `${key} is for an upstream (base_url); a local package has none`);
+      for (const key of ['upstream_model', 'api_key_env', 'api_key_secret', 'timeout_ms', 'context_length'] as const) {
+        if (entry[key] !== undefined) problem(key, `${key} is for an upstream (base_url); a local package has its own (manifest.json)`);
       }
       return;
     }
     if (entry.format !== 'auto') problem('format', 'format is for a local package (path)');
+    if (entry.api_key_env !== undefined && entry.api_key_secret !== undefined) problem('api_key_secret', 'give api_key_env or api_key_secret, not both');
     for (const key of ['context_length', 'input_usd_per_million_tokens', 'output_usd_per_million_tokens'] as const) {
       if (entry[key] === undefined) problem(key, `an upstream needs ${key} (the gateway admits and prices requests before calling it)`);
     }
@@ -288,6 +296,13 @@ const plansSection = z
   // The built-in plans stay unless the file redefines them by name.
   .transform((plans) => ({ ...DEFAULT_PLANS, ...plans }));
 
+const aliasesSection = z.strictObject(
+  {
+    cache_seconds: integer(0, 300).default(2),
+  },
+  section('aliases'),
+);
+
 // `prefault({})` runs a missing section through its schema, so each key gets its own default.
 export const configSchema = z.strictObject({
   model: modelSection.prefault({}),
@@ -300,7 +315,10 @@ export const configSchema = z.strictObject({
   admission: admissionSection.prefault({}),
   cache: cacheSection.prefault({}),
   plans: plansSection.prefault({}),
+  aliases: aliasesSection.prefault({}),
   routing: routingSection.prefault({}),
+  guardrails: guardrailsSection.prefault({}),
+  audit: auditSection.prefault({}),
   // `cdk deploy` reads [deploy] (infra/deploy-config.ts validates it); the gateway ignores it.
   deploy: z.record(z.string(), z.unknown(), { error: 'expected a table ([deploy])' }).optional(),
 });

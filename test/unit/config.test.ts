@@ -24,7 +24,7 @@ describe('defaults', () => {
     expect(parseConfig('', {})).toEqual({
       model: { name: 'aigw-tiny', format: 'auto', max_tokens: 256, path: '.aigw/models/aigw-tiny', max_concurrent_requests: 0 },
       performance: { batch_size: 4, precision: 'auto', threads: 0 },
-      monitoring: { log_level: 'info', metrics: 'emf' },
+      monitoring: { log_level: 'info', metrics: 'emf', otlp_endpoint: '', otlp_headers: {}, service_name: 'aigw' },
       gateway: {
         host: '127.0.0.1',
         port: 8787,
@@ -36,6 +36,7 @@ describe('defaults', () => {
       admission: { lease_seconds: 900, fail_open: false, budget_alert_percents: [50, 80, 100] },
       cache: { ttl: 3600, shared: false, max_entry_bytes: 350_000 },
       plans: { free: { requests_per_month: 1_000_000, requests_per_minute: 600, max_concurrent_requests: 8 } },
+      aliases: { cache_seconds: 2 },
       routing: {
         first_token_timeout_ms: 30_000,
         stall_timeout_ms: 15_000,
@@ -44,6 +45,8 @@ describe('defaults', () => {
         routes: {},
         fallbacks: {},
       },
+      guardrails: { mask: '[redacted]', apply: [], plans: {}, rules: {} },
+      audit: { enabled: true, requests: true, retention_days: 180 },
     });
     expect(CONFIG_DEFAULTS).toEqual(parseConfig('', {}));
   });
