@@ -98,7 +98,10 @@ export async function runOptimizedSection(options: OptimizedSectionOptions): Pro
         repeats: options.repeats,
       };
       const result = await runCase(spec);
-      rows.push({ ...result, model: variant.model, mode, runner, bytesPerToken: bytes, floorMsPerToken: (bytes / bandwidth) * 1000 });
+      const row: FloorRow = { ...result, model: variant.model, mode, runner, bytesPerToken: bytes, floorMsPerToken: (bytes / bandwidth) * 1000 };
+      // Each row as it lands, so a long run that is cut short still leaves its numbers.
+      console.error(JSON.stringify(row));
+      rows.push(row);
     }
   }
   return { rows, bandwidth, markdown: floorTable(rows, bandwidth, options) };
