@@ -154,7 +154,7 @@ async function qwenMain(): Promise<void> {
     promptTokens: PROMPT_TOKENS,
     newTokens: NEW_TOKENS,
     threads: THREADS,
-    repeats: 3,
+    repeats: Number(argument('--repeats') ?? 3),
   });
   await mkdir(path.join(ROOT, 'bench', 'results'), { recursive: true });
   await writeFile(
@@ -164,7 +164,12 @@ async function qwenMain(): Promise<void> {
   console.log(markdown);
 }
 
-// `npm run bench:engine -- --only bench` or `--only qwen0.5b` runs one section; both by default.
-const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
+function argument(name: string): string | undefined {
+  return process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : undefined;
+}
+
+// `npm run bench:engine -- --only bench` or `--only qwen0.5b` runs one section (both by default);
+// `--repeats N` sets the qwen0.5b section's runs per case.
+const only = argument('--only');
 if (only !== 'qwen0.5b') await main();
 if (only !== 'bench') await qwenMain();

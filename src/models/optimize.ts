@@ -39,15 +39,16 @@ const { DataType } = onnx.TensorProto;
 
 type Bytes = (tensor: TensorProto) => Promise<Uint8Array>;
 
-function attr(node: NodeProto, name: string): onnxAttribute | undefined {
+type AttributeProto = NonNullable<NodeProto['attribute']>[number];
+
+function attr(node: NodeProto, name: string): AttributeProto | undefined {
   return node.attribute?.find((a) => a.name === name) ?? undefined;
 }
-type onnxAttribute = NonNullable<NodeProto['attribute']>[number];
 
 function setIntAttr(node: NodeProto, name: string, value: number): void {
   const attributes = (node.attribute ??= []);
   const existing = attributes.findIndex((a) => a.name === name);
-  const entry = { name, type: onnx.AttributeProto.AttributeType.INT, i: value };
+  const entry = intAttr(name, value);
   if (existing >= 0) attributes[existing] = entry;
   else attributes.push(entry);
 }

@@ -158,3 +158,17 @@ export class ReferenceLlama {
     return out;
   }
 }
+
+/** The reference's greedy continuation of `prompt`: `count` tokens, each the argmax (lowest id on ties). */
+export function referenceGreedy(weights: LlamaWeights, prompt: number[], count: number): number[] {
+  const model = new ReferenceLlama(weights);
+  let logits = model.forward(prompt).at(-1)!;
+  const tokens: number[] = [];
+  for (let i = 0; i < count; i++) {
+    let best = 0;
+    for (let j = 1; j < logits.length; j++) if (logits[j]! > logits[best]!) best = j;
+    tokens.push(best);
+    logits = model.forward([best])[0]!;
+  }
+  return tokens;
+}

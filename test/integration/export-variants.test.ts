@@ -6,29 +6,14 @@ import { generate, loadModel, unloadAllModels, type LoadedModel } from '../../sr
 import type { ExportIoVariant, ModelLayout } from '../../tools/model-builder/llama-graph.js';
 import { presetShape } from '../../tools/model-builder/presets.js';
 import { makeSeededWeights } from '../../tools/model-builder/weights.js';
-import { ReferenceLlama } from '../helpers/reference-llama.js';
+import { referenceGreedy } from '../helpers/reference-llama.js';
 import { TEST_MODEL_SEED, ensureTestModel } from '../helpers/test-models.js';
 
 const SHAPE = presetShape('tiny');
 const PROMPT = Array.from({ length: 12 }, (_, i) => (i * 577 + 31) % SHAPE.vocabSize);
 const NEW_TOKENS = 16;
 
-function argmax(values: ArrayLike<number>): number {
-  let best = 0;
-  for (let i = 1; i < values.length; i++) if (values[i]! > values[best]!) best = i;
-  return best;
-}
-
-const referenceTokens = (() => {
-  const model = new ReferenceLlama(makeSeededWeights(SHAPE, TEST_MODEL_SEED));
-  let logits = model.forward(PROMPT).at(-1)!;
-  const tokens: number[] = [];
-  for (let i = 0; i < NEW_TOKENS; i++) {
-    tokens.push(argmax(logits));
-    logits = model.forward([tokens[i]!])[0]!;
-  }
-  return tokens;
-})();
+const referenceTokens = referenceGreedy(makeSeededWeights(SHAPE, TEST_MODEL_SEED), PROMPT, NEW_TOKENS);
 
 async function greedyTokens(model: LoadedModel): Promise<number[]> {
   const tokens: number[] = [];

@@ -12,7 +12,7 @@ import { dequantize, quantizeMatrix, quantizeRows, readManifest, verifyModelFold
 import { type NodeProto, onnx } from '../../src/models/onnx-model-file.js';
 import { presetShape } from '../../tools/model-builder/presets.js';
 import { type LlamaWeights, makeSeededWeights, transpose } from '../../tools/model-builder/weights.js';
-import { ReferenceLlama } from '../helpers/reference-llama.js';
+import { referenceGreedy } from '../helpers/reference-llama.js';
 import { TEST_MODEL_SEED, ensureTestModel } from '../helpers/test-models.js';
 
 const PROMPT = [5, 99, 1500, 42, 7, 300, 1234, 17];
@@ -43,12 +43,6 @@ function intAttr(node: NodeProto, name: string): number | undefined {
   return value === undefined || value === null ? undefined : Number(value);
 }
 
-function argmax(values: ArrayLike<number>): number {
-  let best = 0;
-  for (let i = 1; i < values.length; i++) if (values[i]! > values[best]!) best = i;
-  return best;
-}
-
 /** The weights the optimized graph multiplies by: int4 layers, lm_head (and a tied table) at `headBits`. */
 function optimizedWeights(tiedEmbeddings: boolean, headBits: 4 | 8): LlamaWeights {
   const shape = { ...presetShape('tiny'), tieWordEmbeddings: tiedEmbeddings };
@@ -74,16 +68,7 @@ function optimizedWeights(tiedEmbeddings: boolean, headBits: 4 | 8): LlamaWeight
   };
 }
 
-function referenceGreedy(weights: LlamaWeights): number[] {
-  const model = new ReferenceLlama(weights);
-  let logits = model.forward(PROMPT).at(-1)!;
-  const tokens: number[] = [];
-  for (let i = 0; i < NEW_TOKENS; i++) {
-    tokens.push(argmax(logits));
-    logits = model.forward([tokens[i]!])[0]!;
-  }
-  return tokens;
-}
+const referenceTokens = (weights: LlamaWeights) => referenceGreedy(weights, PROMPT, NEW_TOKENS);
 
 async function greedy(dir: string): Promise<number[]> {
   const model = await loadModel(dir, { threads: 1 });
@@ -116,7 +101,7 @@ describe('aigw models optimize', () => {
     expect(graph.node!.some((n) => n.opType === 'MatMul' && graph.initializer!.some((t) => t.name === n.input![1]))).toBe(false);
     expect(graph.initializer!.some((t) => t.name === 'lm_head.weight')).toBe(false);
 
-    const reference = referenceGreedy(optimizedWeights(false, 8));
+    const reference = referenceTokens(optimizedWeights(false, 8));
     expect(new Set(reference).size).toBeGreaterThan(3);
     expect(await greedy(out)).toEqual(reference);
     expect(result.comparison.top1Agreement).toBeGreaterThanOrEqual(0.95);
@@ -137,7 +122,7 @@ describe('aigw models optimize', () => {
     // The fp32 table (2048 x 256 x 4 bytes = 2 MB) is gone; the int4 copy is an eighth of it.
     expect(await size(tied) - (await size(out))).toBeGreaterThan(1.5e6);
 
-    expect(await greedy(out)).toEqual(referenceGreedy(optimizedWeights(true, 4)));
+    expect(await greedy(out)).toEqual(referenceTokens(optimizedWeights(true, 4)));
   });
 
   it('keeps a tied table fp32 when asked, and still quantizes lm_head', async () => {

@@ -3,7 +3,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TokenizerWriterOptions, WrittenTokenizer } from './tokenizer-writer.js';
-import { CHATML_TEMPLATE, writeTokenizerFiles } from './tokenizer-writer.js';
+import { CHATML_TEMPLATE, specialEntry, writeTokenizerFiles } from './tokenizer-writer.js';
 
 export const BEGIN_OF_TEXT = '<|begin_of_text|>';
 export const EOT_ID = '<|eot_id|>';
@@ -11,15 +11,7 @@ export const EOT_ID = '<|eot_id|>';
 // ChatML turns after the BOS, as templates that start with {{ bos_token }} do.
 const LLAMA3_TEMPLATE = `{{- bos_token }}${CHATML_TEMPLATE}`;
 
-const special = (id: number, content: string) => ({
-  id,
-  content,
-  single_word: false,
-  lstrip: false,
-  rstrip: false,
-  normalized: false,
-  special: true,
-});
+const special = (id: number, content: string) => ({ id, ...specialEntry(content) });
 
 /** The byte-level BPE of writeTokenizerFiles plus <|begin_of_text|> (prepended) and <|eot_id|>, in `vocabSize` ids. */
 export async function writeLlama3StyleTokenizerFiles(dir: string, opts: TokenizerWriterOptions): Promise<WrittenTokenizer> {

@@ -4,6 +4,20 @@ import type { LlamaShape } from './weights.js';
 
 export type PresetName = 'tiny' | 'bench' | 'qwen0.5b';
 
+// About 416M parameters (1.7 GB in fp32).
+const BENCH: Readonly<LlamaShape> = {
+  hiddenSize: 896,
+  numLayers: 24,
+  numHeads: 14,
+  numKvHeads: 2,
+  headDim: 64,
+  intermediateSize: 4864,
+  vocabSize: 32768,
+  contextLength: 4096,
+  ropeTheta: 1e6,
+  rmsNormEps: 1e-6,
+};
+
 export const PRESETS: Readonly<Record<PresetName, Readonly<LlamaShape>>> = {
   // About 4M parameters.
   tiny: {
@@ -18,32 +32,13 @@ export const PRESETS: Readonly<Record<PresetName, Readonly<LlamaShape>>> = {
     ropeTheta: 10000,
     rmsNormEps: 1e-5,
   },
-  // About 416M parameters (1.7 GB in fp32).
-  bench: {
-    hiddenSize: 896,
-    numLayers: 24,
-    numHeads: 14,
-    numKvHeads: 2,
-    headDim: 64,
-    intermediateSize: 4864,
-    vocabSize: 32768,
-    contextLength: 4096,
-    ropeTheta: 1e6,
-    rmsNormEps: 1e-6,
-  },
+  bench: BENCH,
   // Qwen2.5-0.5B's config.json (494M parameters): the tied 151,936 x 896 table is a quarter of them and,
   // as lm_head, the largest single read of every decode step.
   'qwen0.5b': {
-    hiddenSize: 896,
-    numLayers: 24,
-    numHeads: 14,
-    numKvHeads: 2,
-    headDim: 64,
-    intermediateSize: 4864,
+    ...BENCH,
     vocabSize: 151936,
     contextLength: 32768,
-    ropeTheta: 1e6,
-    rmsNormEps: 1e-6,
     tieWordEmbeddings: true,
   },
 };

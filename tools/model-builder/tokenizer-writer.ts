@@ -226,7 +226,7 @@ function buildVocab(baseSize: number): Vocab {
   return vocab;
 }
 
-const specialEntry = (content: string) => ({
+export const specialEntry = (content: string) => ({
   content,
   single_word: false,
   lstrip: false,
