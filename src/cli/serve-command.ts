@@ -9,10 +9,11 @@ import { serveNode } from '../adapters/node-server.js';
 import { engineBackend } from '../backends/engine-backend.js';
 import { routedModels } from '../routing/index.js';
 import { ResponseCache } from '../cache/index.js';
-import { loadConfig, type AigwConfig } from '../config/index.js';
+import { CONFIG_DEFAULTS, loadConfig, type AigwConfig } from '../config/index.js';
 import { loadModel, unloadAllModels } from '../engine/index.js';
 import { createGateway } from '../gateway.js';
 import { ensureDemoModel, DEMO_MODEL_PATH } from './demo-model.js';
+import { pullWithProgress } from './model-pull-command.js';
 import { openLocalStore } from './local-store.js';
 
 /** `aigw serve`: the whole gateway on this machine (`npm start`). */
@@ -24,9 +25,11 @@ export function serveCommand(): Command {
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidArgumentError('expected a port number');
       return port;
     })
-    .action(async (options: { port?: number }, command: Command) => {
+    .option('--model <hub-repo>', 'pull a model from the Hugging Face Hub (ONNX export or GGUF) and serve it (overrides [model] pull, $AIGW_MODEL_PULL)')
+    .action(async (options: { port?: number; model?: string }, command: Command) => {
       const config = loadConfig(command.optsWithGlobals().config);
       if (options.port !== undefined) config.gateway.port = options.port;
+      if (options.model !== undefined) config.model.pull = options.model;
       await serve(config);
     });
 }
@@ -36,6 +39,13 @@ export async function serve(config: AigwConfig): Promise<void> {
   // Locally EMF lines go to stdout like in Lambda: the same lines CloudWatch would turn into metrics.
   const metrics = config.monitoring.metrics === 'emf' ? new Metrics({ namespace: METRIC_NAMESPACE, serviceName: GATEWAY_SERVICE_NAME }) : undefined;
   const say = (line: string) => process.stderr.write(`${line}\n`);
+  if (config.model.pull) {
+    // Before DynamoDB Local starts: a first pull can take minutes, a later one finds the package.
+    const pulled = await pullWithProgress(config.model.pull, {});
+    say(pulled.summary.split('\n')[0]);
+    config.model.path = pulled.outDir;
+    if (config.model.name === CONFIG_DEFAULTS.model.name) config.model.name = pulled.manifest.name;
+  }
 
   const local = await openLocalStore(config, { advertise: true });
   const cleanups: (() => Promise<void>)[] = [() => local.close()];
