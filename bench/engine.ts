@@ -10,6 +10,7 @@ import { presetShape } from '../tools/model-builder/presets.js';
 import { runOptimizedSection } from './engine-optimized.js';
 import { runCase } from './engine-run-case.js';
 import type { CaseResult, Mode, Runner } from './engine-worker.js';
+import { ggufPeerRows, ggufPeerTable } from './gguf-peer.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const MODELS = path.join(ROOT, 'bench', 'models');
@@ -137,11 +138,14 @@ async function main(): Promise<void> {
     '',
     'Same process, floor and aigw alternating, median of 7 runs each: the per-token cost of the engine over bare decoder steps.',
   ].join('\n');
-  const markdown = `${table(rows, modelBytes)}\n\n${pairedTable}`;
+  // The same weights as GGUF Q4_0: llama.cpp against aigw on the imported package (bench/gguf-peer.ts).
+  const ggufSettings = { promptTokens: PROMPT_TOKENS, newTokens: NEW_TOKENS, threads: THREADS, repeats: REPEATS };
+  const gguf = await ggufPeerRows(ggufSettings);
+  const markdown = `${table(rows, modelBytes)}\n\n${pairedTable}\n\n${ggufPeerTable(gguf, ggufSettings)}`;
   await mkdir(path.join(ROOT, 'bench', 'results'), { recursive: true });
   await writeFile(
     path.join(ROOT, 'bench', 'results', 'engine.json'),
-    `${JSON.stringify({ date: new Date().toISOString(), promptTokens: PROMPT_TOKENS, newTokens: NEW_TOKENS, threads: THREADS, modelBytes, rows, paired }, null, 2)}\n`,
+    `${JSON.stringify({ date: new Date().toISOString(), promptTokens: PROMPT_TOKENS, newTokens: NEW_TOKENS, threads: THREADS, modelBytes, rows, paired, gguf }, null, 2)}\n`,
   );
   console.log(markdown);
 }

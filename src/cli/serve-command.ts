@@ -5,11 +5,12 @@ import { GATEWAY_SERVICE_NAME, METRIC_NAMESPACE } from '../telemetry/metric-name
 import { AdmissionControl, authenticateApiKey, createApiKey, listApiKeys } from '../admission/index.js';
 import { serveNode } from '../adapters/node-server.js';
 import { ResponseCache } from '../cache/index.js';
-import { loadConfig, type AigwConfig } from '../config/index.js';
+import { CONFIG_DEFAULTS, loadConfig, type AigwConfig } from '../config/index.js';
 import { unloadAllModels } from '../engine/index.js';
 import { createGateway } from '../gateway.js';
 import { gatewayServices } from '../gateway-services.js';
 import { createModelResolver, routedModels } from '../routing/index.js';
+import { pullWithProgress } from './model-pull-command.js';
 import { loadServedModels } from './served-models.js';
 import { openLocalStore } from './local-store.js';
 
@@ -26,9 +27,11 @@ export function serveCommand(): Command {
       '--join',
       "serve beside a running `aigw serve`: use its DynamoDB Local (same data folder), so both share keys, limits, cache and usage; give this one its own --port",
     )
-    .action(async (options: { port?: number; join?: boolean }, command: Command) => {
+    .option('--model <hub-repo>', 'pull a model from the Hugging Face Hub (ONNX export or GGUF) and serve it (overrides [model] pull, $AIGW_MODEL_PULL)')
+    .action(async (options: { port?: number; join?: boolean; model?: string }, command: Command) => {
       const config = loadConfig(command.optsWithGlobals().config);
       if (options.port !== undefined) config.gateway.port = options.port;
+      if (options.model !== undefined) config.model.pull = options.model;
       await serve(config, { join: options.join ?? false });
     });
 }
@@ -38,6 +41,13 @@ export async function serve(config: AigwConfig, options: { join: boolean } = { j
   // Locally EMF lines go to stdout like in Lambda: the same lines CloudWatch would turn into metrics.
   const metrics = config.monitoring.metrics === 'emf' ? new Metrics({ namespace: METRIC_NAMESPACE, serviceName: GATEWAY_SERVICE_NAME }) : undefined;
   const say = (line: string) => process.stderr.write(`${line}\n`);
+  if (config.model.pull) {
+    // Before DynamoDB Local starts: a first pull can take minutes, a later one finds the package.
+    const pulled = await pullWithProgress(config.model.pull, {});
+    say(pulled.summary.split('\n')[0]);
+    config.model.path = pulled.outDir;
+    if (config.model.name === CONFIG_DEFAULTS.model.name) config.model.name = pulled.manifest.name;
+  }
 
   const local = await openLocalStore(config, { advertise: true, join: options.join });
   const cleanups: (() => Promise<void>)[] = [() => local.close()];

@@ -42,6 +42,8 @@ const modelSection = z.strictObject(
     format: oneOf(['auto', 'optimum', 'genai']).default('auto'),
     max_tokens: integer(1, 1_048_576).default(256),
     path: nonEmptyText('a model package folder').default('.aigw/models/aigw-tiny'),
+    /** A Hugging Face Hub model id (owner/name[@revision]) that `aigw serve` pulls and serves instead of path. */
+    pull: text('a Hugging Face Hub model id').default(''),
     max_concurrent_requests: integer(0, 1_000_000).default(0),
   },
   section('model'),

@@ -59,8 +59,8 @@ export function repackQ8_0(raw: Uint8Array, rows: number, k: number): QuantizedM
   return { k, n: rows, bits: 8, blockSize: QUANT_BLOCK_SIZE, data, scales };
 }
 
-/** Rows [N][K] to the graph's row-major [K, N]. */
-function transposeRows(rowsData: Float32Array, rows: number, k: number): Float32Array {
+/** A row-major [rows, cols] matrix transposed: GGUF's rows [N][K] to the graph's [K, N], and back. */
+export function transposeRows(rowsData: Float32Array, rows: number, k: number): Float32Array {
   const out = new Float32Array(rowsData.length);
   for (let r = 0; r < rows; r++) for (let c = 0; c < k; c++) out[c * rows + r] = rowsData[r * k + c];
   return out;

@@ -22,7 +22,7 @@ function configError(toml: string, env: NodeJS.ProcessEnv = {}): ConfigError {
 describe('defaults', () => {
   it('gives every key its documented default when the file and env are empty', () => {
     expect(parseConfig('', {})).toEqual({
-      model: { name: 'aigw-tiny', format: 'auto', max_tokens: 256, path: '.aigw/models/aigw-tiny', max_concurrent_requests: 0 },
+      model: { name: 'aigw-tiny', format: 'auto', max_tokens: 256, path: '.aigw/models/aigw-tiny', pull: '', max_concurrent_requests: 0 },
       performance: { batch_size: 4, precision: 'auto', threads: 0 },
       monitoring: { log_level: 'info', metrics: 'emf', otlp_endpoint: '', otlp_headers: {}, service_name: 'aigw' },
       gateway: {

@@ -4,6 +4,7 @@
 // either tokenizer kind, so the importer and llama.cpp are tested on the same file without a download.
 import { open } from 'node:fs/promises';
 import { GgmlType, ggmlByteSize, quantizeGgml } from '../../src/models/gguf-quants.js';
+import { transposeRows as transpose } from '../../src/models/gguf-weights.js';
 import type { GgufVocab } from './gguf-vocab.js';
 import { type LlamaShape, seededNormal, seededWeightSource } from './weights.js';
 
@@ -71,13 +72,6 @@ interface TensorPlan {
   type: GgmlType;
   /** Row-major data, rows of dims[0] values. */
   data: () => Float32Array;
-}
-
-/** [in, out] row-major (y = x @ W) to GGUF's rows of inputs, one row per output. */
-function transpose(weights: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(weights.length);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = weights[r * cols + c];
-  return out;
 }
 
 /** convert_hf_to_gguf's LlamaModel.permute: within each head, rows [half, i] move to [i, half]. */
