@@ -12,7 +12,7 @@ import { originSecretSource } from '../src/adapters/origin-secret-source.js';
 import { AdmissionControl, authenticateApiKey } from '../src/admission/index.js';
 import { sigv4Signer } from '../src/backends/sigv4-signer.js';
 import { upstreamBackend } from '../src/backends/upstream-backend.js';
-import { routedModels } from '../src/routing/index.js';
+import { ModelRegistry, createModelResolver, routedModels, upstreamModelBackends } from '../src/routing/index.js';
 import { ResponseCache } from '../src/cache/index.js';
 import { createGateway } from '../src/gateway.js';
 
@@ -33,9 +33,11 @@ const stores = readGatewayStores({ region, tableName: required(GATEWAY_ENV.table
 // Model functions sit behind AWS_IAM function URLs: every call is SigV4-signed with the function's role.
 const signer = sigv4Signer({ region, service: 'lambda' });
 const modelFunctions = readModelFunctions();
-const backends = new Map(
-  modelFunctions.map((fn) => [
-    fn.name,
+const secrets = new SecretsManagerClient({ region, maxAttempts: 2 });
+// Each version of a model is its own function: the registry serves `name@version` and the bare
+// name (its first listed version); [[models]] upstreams (keys from Secrets Manager) join them.
+const registry = new ModelRegistry([
+  ...modelFunctions.map((fn) =>
     upstreamBackend({
       id: fn.name,
       version: `${fn.name}@${fn.version}`,
@@ -47,15 +49,19 @@ const backends = new Map(
       // A model function is aigw's own core: it takes continue_final_message.
       continuesChat: true,
     }),
-  ]),
-);
+  ),
+  ...(await upstreamModelBackends(config.models ?? [], { env: process.env, secrets })),
+]);
 const limitsControl = new AdmissionControl(stores.limits, { leaseSeconds: config.admission.lease_seconds });
 // Each model function's reserved concurrency is its hard cap; no second cap here.
-const models = routedModels(backends, new Map(), config.routing, limitsControl);
+const models = routedModels(registry.backends(), new Map(), config.routing, limitsControl);
 
 const gateway = createGateway({
   backends: models.backends,
-  defaultModel: modelFunctions[0]?.name ?? '',
+  // Aliases and canary counters live in the replica admission writes to (the primary's by
+  // default), so every region reads the same alias and adds to the same counters.
+  aliases: createModelResolver(stores.limits, { cacheMs: config.aliases.cache_seconds * 1000, logger, metrics }),
+  defaultModel: registry.list()[0]?.id ?? '',
   authenticate: (presented) => authenticateApiKey(stores.local, presented),
   logger,
   metrics,
@@ -78,7 +84,7 @@ const gateway = createGateway({
 });
 
 const originSecrets = originSecretSource({
-  client: new SecretsManagerClient({ region, maxAttempts: 2 }),
+  client: secrets,
   secretId: required(GATEWAY_ENV.originSecretId),
 });
 

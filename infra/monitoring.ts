@@ -123,6 +123,20 @@ export class GatewayDashboard extends Construct {
         }),
     );
 
+    // A canary beside its stable version: each version's own line (ModelVersion), and rollbacks.
+    const search = (metric: string, dimension: string, statistic: string) =>
+      regions.map(
+        (region) =>
+          new MathExpression({
+            expression:
+              `SEARCH('{${METRIC_NAMESPACE},${dimension},${SERVICE_DIMENSION}} ` +
+              `MetricName="${metric}" ${SERVICE_DIMENSION}="${GATEWAY_SERVICE_NAME}"', '${statistic}', 300)`,
+            searchRegion: region,
+            label: several ? region : undefined,
+            period: Duration.minutes(5),
+          }),
+      );
+
     this.dashboard = new Dashboard(this, 'Dashboard', {
       dashboardName: 'aigw',
       defaultInterval: Duration.hours(24),
@@ -168,6 +182,16 @@ export class GatewayDashboard extends Construct {
         width: 8,
       }),
       new AlarmStatusWidget({ title: 'Budget alarms', alarms: [...props.alarms], width: 8 }),
+    );
+    this.dashboard.addWidgets(
+      new GraphWidget({
+        title: 'Requests and server errors by model version',
+        left: search(METRIC.requests, DIMENSION.modelVersion, 'Sum'),
+        right: search(METRIC.serverErrors, DIMENSION.modelVersion, 'Sum'),
+        width: 8,
+      }),
+      new GraphWidget({ title: 'Time to first token by model version (p50)', left: search(METRIC.ttftMs, DIMENSION.modelVersion, 'p50'), width: 8 }),
+      new GraphWidget({ title: 'Alias automatic rollbacks', left: search(METRIC.aliasAutoRollbacks, DIMENSION.alias, 'Sum'), width: 8 }),
     );
   }
 }

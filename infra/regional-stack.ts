@@ -172,6 +172,8 @@ export class RegionalStack extends Stack {
       }),
     );
 
+    this.grantUpstreamKeys(config);
+
     const layers = new Map<LambdaArchitecture, LayerVersion>();
     const layerFor = (architecture: LambdaArchitecture) => {
       let layer = layers.get(architecture);
@@ -258,6 +260,16 @@ export class RegionalStack extends Stack {
     new CfnOutput(this, 'GatewayUrl', { value: this.gatewayUrl.url, description: 'gateway function URL (call it through CloudFront)' });
     new CfnOutput(this, 'ModelBucketName', { value: this.modelBucket.bucketName, description: 'push models here (AIGW_MODEL_BUCKET)' });
     new CfnOutput(this, 'TableName', { value: this.table.tableName });
+  }
+
+  /** The [[models]] upstreams' API keys: each secret by name (plus Secrets Manager's suffix) or ARN. */
+  private grantUpstreamKeys(config: DeployConfig): void {
+    if (config.upstreamKeySecrets.length === 0) return;
+    const arnOf = (secret: string) =>
+      secret.startsWith('arn:')
+        ? secret
+        : this.formatArn({ service: 'secretsmanager', resource: 'secret', resourceName: `${secret}-??????`, arnFormat: ArnFormat.COLON_RESOURCE_NAME });
+    this.gateway.addToRolePolicy(new PolicyStatement({ actions: ['secretsmanager:GetSecretValue'], resources: config.upstreamKeySecrets.map(arnOf) }));
   }
 
   /**
