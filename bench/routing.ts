@@ -1,68 +1,117 @@
-// Routing benchmark (npm run bench:routing): what resolving a model name costs the gateway per
-// request, side by side in one process: the plain map lookup every request did before aliases,
-// an alias served from the gateway's cache (the case the < 1 ms p50 target is about), a canary
-// alias with sticky assignment (one SHA-256), and a cache miss (one GetItem to DynamoDB Local).
-// Writes bench/results/routing.json and prints a markdown table.
+// Routing benchmark (npm run bench:routing): what a route decision and a fallback chain add to a
+// request in the gateway process, beside the same backend called directly. The backend answers
+// at once from memory (no model, no network), so the numbers are routing's own cost: evaluating
+// the rules (prompt-token count, max_tokens, a regex, a word list, a header), preparing the chain,
+// and relaying each token through it. Writes bench/results/routing.json and prints a table.
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { ModelBackend } from '../src/backends/model-backend.js';
-import { AliasStore, ModelRegistry, ModelResolver, setAlias, startCanary, stickinessKey } from '../src/routing/index.js';
-import { createDynamoDbClient, ensureTable, startDynamoDbLocal, tableSchema } from '../src/store/index.js';
+import type { GenerationInput, GenerationParams, ModelBackend, PrepareContext } from '../src/backends/model-backend.js';
+import { promptTokenBound } from '../src/backends/upstream-backend.js';
+import type { GenerationEvent } from '../src/engine/index.js';
+import { CircuitBreakers, withRouting, wordPattern, type RouteTable } from '../src/routing/index.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const ITERATIONS = 20_000;
-const MISS_ITERATIONS = 500;
+const TOKENS = 64;
 
-const backend = (name: string, version: string) => ({ id: name, version: `${name}@${version}` }) as ModelBackend;
+/** A backend that answers TOKENS tokens from memory. */
+function instantBackend(id: string): ModelBackend {
+  return {
+    id,
+    version: `${id}@1`,
+    price: { inputMicrosPerMillionTokens: 100_000, outputMicrosPerMillionTokens: 400_000 },
+    created: 0,
+    ownedBy: 'bench',
+    contextLength: 32_768,
+    continuesChat: true,
+    async prepare(input: GenerationInput, params: GenerationParams) {
+      const promptTokens = promptTokenBound(input);
+      const maxTokens = params.maxTokens ?? TOKENS;
+      return {
+        promptTokens,
+        maxTokens,
+        async *run(): AsyncGenerator<GenerationEvent> {
+          for (let i = 0; i < TOKENS; i++) yield { type: 'token', tokenId: i, text: 'tok ' };
+          yield { type: 'finish', finishReason: 'stop', text: '', usage: { promptTokens, completionTokens: TOKENS } };
+        },
+      };
+    },
+  };
+}
+
+const table: RouteTable = {
+  defaultTarget: 'small',
+  rules: [
+    { name: 'long', target: 'large', when: { kind: 'prompt_tokens', over: 1500 } },
+    { name: 'long answers', target: 'large', when: { kind: 'max_tokens', over: 1024 } },
+    { name: 'math', target: 'large', when: { kind: 'matches', pattern: /\b(integral|derivative|prove)s?\b/iu } },
+    { name: 'legal', target: 'large', when: { kind: 'words', pattern: wordPattern(['contract', 'liability', 'indemnity', 'warranty']) } },
+    { name: 'asked', target: 'large', when: { kind: 'header', value: 'heavy' } },
+  ],
+};
+
+const input: GenerationInput = {
+  kind: 'chat',
+  messages: [
+    { role: 'system', content: 'You are a helpful assistant. '.repeat(8) },
+    { role: 'user', content: 'Tell me about the weather in spring and what to plant in a small garden. '.repeat(6) },
+  ],
+};
+const params: GenerationParams = { maxTokens: 128 };
+const context: PrepareContext = { headers: new Headers({ 'content-type': 'application/json' }), report: () => undefined };
+
+async function once(backend: ModelBackend): Promise<number> {
+  const start = performance.now();
+  const prepared = await backend.prepare(input, params, context);
+  for await (const _event of prepared.run(new AbortController().signal));
+  return performance.now() - start;
+}
 
 function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
 }
 
-async function timed(iterations: number, run: (i: number) => Promise<unknown> | unknown) {
-  for (let i = 0; i < Math.min(1000, iterations); i++) await run(i);
-  const samples: number[] = [];
-  for (let i = 0; i < iterations; i++) {
-    const start = process.hrtime.bigint();
-    await run(i);
-    samples.push(Number(process.hrtime.bigint() - start) / 1e6);
-  }
-  samples.sort((a, b) => a - b);
-  return { p50Ms: percentile(samples, 50), p99Ms: percentile(samples, 99), iterations };
+async function measure(backend: ModelBackend) {
+  for (let i = 0; i < 2_000; i++) await once(backend); // warm-up (JIT)
+  const times: number[] = [];
+  for (let i = 0; i < ITERATIONS; i++) times.push(await once(backend));
+  times.sort((x, y) => x - y);
+  return { p50Us: percentile(times, 0.5) * 1000, p99Us: percentile(times, 0.99) * 1000 };
 }
 
-const local = await startDynamoDbLocal();
-try {
-  const client = createDynamoDbClient({ endpoint: local.endpoint, region: 'us-east-1', credentials: local.credentials, requestTimeoutMs: 5000 });
-  const store = { client, tableName: 'aigw-bench-routing' };
-  await ensureTable(client, tableSchema(store.tableName));
-  const registry = new ModelRegistry([backend('qwen', '3'), backend('qwen', '4')]).backends();
-  const writer = new AliasStore(store, { cacheMs: 0 });
-  await writer.write(setAlias(undefined, 'stable', 'qwen@3'), undefined);
-  const canary = setAlias(undefined, 'canary', 'qwen@3');
-  await writer.write(canary, undefined);
-  await writer.write(startCanary(canary, 'qwen@4', 10), canary.revision);
+const plain = new Map([instantBackend('small'), instantBackend('large')].map((b) => [b.id, b]));
+const routed = withRouting(plain, {
+  routes: new Map([['assistant', table]]),
+  fallbacks: new Map([['small', ['large']]]),
+  firstTokenTimeoutMs: 30_000,
+  stallTimeoutMs: 15_000,
+  breakers: new CircuitBreakers({ failureThreshold: 3, cooldownMs: 30_000 }),
+});
 
-  const cached = new ModelResolver({ aliases: new AliasStore(store, { cacheMs: 3_600_000 }) });
-  const uncached = new ModelResolver({ aliases: new AliasStore(store, { cacheMs: 0 }) });
-  const keys = Array.from({ length: 1000 }, (_, i) => stickinessKey({ keyId: 'key_bench', session: `s${i}` }));
-
-  const rows = [
-    { case: 'no alias: map lookup (before aliases)', ...(await timed(ITERATIONS, () => registry.get('qwen'))) },
-    { case: 'exact version (qwen@4), no read', ...(await timed(ITERATIONS, () => cached.resolve('qwen@4', keys[0]!, registry))) },
-    { case: 'alias, cache hit, one target', ...(await timed(ITERATIONS, (i) => cached.resolve('stable', keys[i % 1000]!, registry))) },
-    { case: 'alias, cache hit, canary + sticky hash', ...(await timed(ITERATIONS, (i) => cached.resolve('canary', keys[i % 1000]!, registry))) },
-    { case: 'alias, cache miss (GetItem, DynamoDB Local)', ...(await timed(MISS_ITERATIONS, (i) => uncached.resolve('canary', keys[i % 1000]!, registry))) },
-  ];
-  client.destroy();
-
-  const result = { date: new Date().toISOString(), node: process.version, note: 'one process; shared 2-core machine, numbers are noisy', rows };
-  await mkdir(path.join(ROOT, 'bench', 'results'), { recursive: true });
-  await writeFile(path.join(ROOT, 'bench', 'results', 'routing.json'), `${JSON.stringify(result, null, 2)}\n`);
-  const ms = (value: number) => value.toFixed(4);
-  console.log('| case | p50 ms | p99 ms | iterations |\n|---|---:|---:|---:|');
-  for (const row of rows) console.log(`| ${row.case} | ${ms(row.p50Ms)} | ${ms(row.p99Ms)} | ${row.iterations} |`);
-} finally {
-  await local.stop();
+const cases = [
+  { name: 'direct (the backend alone)', backend: plain.get('small')! },
+  { name: 'fallback chain (small → large)', backend: routed.get('small')! },
+  { name: 'route (5 rules) + fallback chain', backend: routed.get('assistant')! },
+];
+const rows: { name: string; p50Us: number; p99Us: number; addedP50Us: number }[] = [];
+let directP50 = 0;
+for (const { name, backend } of cases) {
+  const result = await measure(backend);
+  if (rows.length === 0) directP50 = result.p50Us;
+  rows.push({ name, ...result, addedP50Us: result.p50Us - directP50 });
 }
+
+await mkdir(path.join(ROOT, 'bench', 'results'), { recursive: true });
+await writeFile(
+  path.join(ROOT, 'bench', 'results', 'routing.json'),
+  JSON.stringify({ date: new Date().toISOString(), node: process.version, iterations: ITERATIONS, tokensPerRequest: TOKENS, rows }, null, 2) + '\n',
+);
+const fmt = (us: number) => us.toFixed(1);
+console.log(
+  [
+    `| case (${TOKENS} tokens per request) | p50 µs | p99 µs | added p50 µs |`,
+    '|---|---:|---:|---:|',
+    ...rows.map((r) => `| ${r.name} | ${fmt(r.p50Us)} | ${fmt(r.p99Us)} | ${fmt(r.addedP50Us)} |`),
+  ].join('\n'),
+);

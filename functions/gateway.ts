@@ -53,14 +53,20 @@ const registry = new ModelRegistry([
   ...(await upstreamModelBackends(config.models ?? [], { env: process.env, secrets })),
 ]);
 const limitsControl = new AdmissionControl(stores.limits, { leaseSeconds: config.admission.lease_seconds });
-// Each model function's reserved concurrency is its hard cap; no second cap here.
-const models = routedModels(registry.backends(), new Map(), config.routing, limitsControl);
+// Counted in DynamoDB across every gateway, so the cap holds with or without a reservation; each
+// version of a model is capped on its own.
+const modelCaps = new Map(modelFunctions.flatMap((fn) => (fn.maxConcurrentRequests ? [[`${fn.name}@${fn.version}`, fn.maxConcurrentRequests] as const] : [])));
+const models = routedModels(registry.backends(), modelCaps, config.routing, limitsControl);
 
 const gateway = createGateway({
   backends: models.backends,
   // Aliases and canary counters live in the replica admission writes to (the primary's by
   // default), so every region reads the same alias and adds to the same counters.
-  aliases: createModelResolver(stores.limits, { cacheMs: config.aliases.cache_seconds * 1000, logger, metrics }),
+  aliases: createModelResolver(stores.limits, {
+    cacheMs: config.aliases.cache_seconds * 1000,
+    logger,
+    metrics,
+  }),
   defaultModel: registry.list()[0]?.id ?? '',
   authenticate: (presented) => authenticateApiKey(stores.local, presented),
   logger,

@@ -15,6 +15,7 @@ import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
 import type { DeployConfig } from './deploy-config.js';
+import { acknowledge } from './rule-packs.js';
 import { DIMENSION, GATEWAY_SERVICE_NAME, METRIC, METRIC_NAMESPACE, SERVICE_DIMENSION, gatewayDimensions } from '../src/telemetry/metric-names.js';
 
 function gatewayMetric(
@@ -54,7 +55,14 @@ export class GatewayAlarms extends Construct {
     super(scope, id);
     const { config } = props;
     this.topic = new Topic(this, 'Topic', { displayName: 'aigw budget alarms', enforceSSL: true });
-    if (config.alarmEmail) this.topic.addSubscription(new EmailSubscription(config.alarmEmail));
+    if (config.alarmEmail) {
+      this.topic.addSubscription(new EmailSubscription(config.alarmEmail));
+      acknowledge(
+        this.topic,
+        'Serverless-SNSRedrivePolicy',
+        'an e-mail that can\'t be delivered needs no queue to replay it: the alarm state stays in CloudWatch and on the dashboard',
+      );
+    }
     const action = new SnsAction(this.topic);
 
     const thresholdMicroUsd = Math.round((config.dailySpendAlarmUsd * 1_000_000) / config.regions.length);
@@ -111,20 +119,8 @@ export class GatewayDashboard extends Construct {
         gatewayMetric(name, statistic, { region, label: several ? `${label} ${region}` : label }),
       );
 
-    const rejectionsByReason = regions.map(
-      (region) =>
-        new MathExpression({
-          expression:
-            `SEARCH('{${METRIC_NAMESPACE},${DIMENSION.reason},${SERVICE_DIMENSION}} ` +
-            `MetricName="${METRIC.rejections}" ${SERVICE_DIMENSION}="${GATEWAY_SERVICE_NAME}"', 'Sum', 300)`,
-          searchRegion: region,
-          label: several ? region : undefined,
-          period: Duration.minutes(5),
-        }),
-    );
-
-    // A canary beside its stable version: each version's own line (ModelVersion), and rollbacks.
-    const search = (metric: string, dimension: string, statistic: string) =>
+    // A line per value of the metric's dimension, whatever values appear (SEARCH).
+    const byDimension = (metric: string, dimension: string, statistic = 'Sum'): IMetric[] =>
       regions.map(
         (region) =>
           new MathExpression({
@@ -136,6 +132,7 @@ export class GatewayDashboard extends Construct {
             period: Duration.minutes(5),
           }),
       );
+    const rejectionsByReason = byDimension(METRIC.rejections, DIMENSION.reason);
 
     this.dashboard = new Dashboard(this, 'Dashboard', {
       dashboardName: 'aigw',
@@ -184,14 +181,20 @@ export class GatewayDashboard extends Construct {
       new AlarmStatusWidget({ title: 'Budget alarms', alarms: [...props.alarms], width: 8 }),
     );
     this.dashboard.addWidgets(
+      new GraphWidget({ title: 'Route decisions by rule', left: byDimension(METRIC.routeDecisions, DIMENSION.routeReason), width: 8 }),
+      new GraphWidget({ title: 'Fallbacks by trigger', left: byDimension(METRIC.fallbacks, DIMENSION.trigger), width: 8 }),
+      new GraphWidget({ title: 'Continued replies', left: perRegion(METRIC.continuations, 'Sum', 'continued'), width: 8 }),
+    );
+    // A canary beside its stable version: each version's own line (ModelVersion), and rollbacks.
+    this.dashboard.addWidgets(
       new GraphWidget({
         title: 'Requests and server errors by model version',
-        left: search(METRIC.requests, DIMENSION.modelVersion, 'Sum'),
-        right: search(METRIC.serverErrors, DIMENSION.modelVersion, 'Sum'),
+        left: byDimension(METRIC.requests, DIMENSION.modelVersion, 'Sum'),
+        right: byDimension(METRIC.serverErrors, DIMENSION.modelVersion, 'Sum'),
         width: 8,
       }),
-      new GraphWidget({ title: 'Time to first token by model version (p50)', left: search(METRIC.ttftMs, DIMENSION.modelVersion, 'p50'), width: 8 }),
-      new GraphWidget({ title: 'Alias automatic rollbacks', left: search(METRIC.aliasAutoRollbacks, DIMENSION.alias, 'Sum'), width: 8 }),
+      new GraphWidget({ title: 'Time to first token by model version (p50)', left: byDimension(METRIC.ttftMs, DIMENSION.modelVersion, 'p50'), width: 8 }),
+      new GraphWidget({ title: 'Alias automatic rollbacks', left: byDimension(METRIC.aliasAutoRollbacks, DIMENSION.alias, 'Sum'), width: 8 }),
     );
   }
 }

@@ -26,7 +26,7 @@ import { DATA_REMOVAL_POLICY, logBucket, privateBucketProps } from './storage.js
  * The DynamoDB actions the gateway's code issues (GetCommand, PutCommand, UpdateCommand), and
  * nothing else: test/infra/dynamodb-grants.test.ts fails when its bundle and this list drift.
  */
-export const GATEWAY_TABLE_ACTIONS = ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'] as const;
+export const GATEWAY_TABLE_ACTIONS = ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem'] as const;
 
 /** Source files of the two Lambda entry points (tests may point them elsewhere). */
 export interface FunctionEntries {
@@ -93,13 +93,14 @@ export class RegionalStack extends Stack {
 
     // Versioned so an accidental overwrite or delete of a serving model can be undone; packages
     // are immutable per version, so old versions only pile up after such accidents and expire.
+    const accessLogs = logBucket(this, 'AccessLogs', config.logRetentionDays);
     this.modelBucket = new Bucket(this, 'ModelBucket', {
       ...privateBucketProps(),
       versioned: true,
       lifecycleRules: [
         { noncurrentVersionExpiration: Duration.days(30), abortIncompleteMultipartUploadAfter: Duration.days(7) },
       ],
-      serverAccessLogsBucket: logBucket(this, 'AccessLogs', config.logRetentionDays),
+      serverAccessLogsBucket: accessLogs,
       serverAccessLogsPrefix: 'model-bucket/',
     });
 
@@ -246,6 +247,7 @@ export class RegionalStack extends Stack {
         contextLength: model.contextLength,
         price: model.price,
         ...(model.maxTokens === undefined ? {} : { maxTokens: model.maxTokens }),
+        ...(model.maxConcurrentRequests === undefined ? {} : { maxConcurrentRequests: model.maxConcurrentRequests }),
       }));
     this.gateway.addEnvironment(
       GATEWAY_ENV.modelFunctionUrls,
@@ -260,6 +262,7 @@ export class RegionalStack extends Stack {
     new CfnOutput(this, 'GatewayUrl', { value: this.gatewayUrl.url, description: 'gateway function URL (call it through CloudFront)' });
     new CfnOutput(this, 'ModelBucketName', { value: this.modelBucket.bucketName, description: 'push models here (AIGW_MODEL_BUCKET)' });
     new CfnOutput(this, 'TableName', { value: this.table.tableName });
+    new CfnOutput(this, 'AccessLogBucketName', { value: accessLogs.bucketName, description: 'model bucket access logs (model-bucket/)' });
   }
 
   /** The [[models]] upstreams' API keys: each secret by name (plus Secrets Manager's suffix) or ARN. */

@@ -83,10 +83,11 @@ export async function startGeneration(
 ): Promise<StartedGeneration> {
   const { backend, prepared, key } = request;
   const decision = caching ? decideCaching(request.headers, request.params, caching.config) : undefined;
+  const keyedVersion = prepared.version ?? backend.version;
   const hash =
     caching && (decision?.read || decision?.write)
       ? cacheKey({
-          modelVersion: prepared.version ?? backend.version,
+          modelVersion: keyedVersion,
           scope: cacheScope(caching.config, key?.keyId),
           input: request.input,
           params: { ...request.params, maxTokens: prepared.maxTokens },
@@ -149,11 +150,15 @@ export async function startGeneration(
         const used = { promptTokens: usage.promptTokens ?? prepared.promptTokens, completionTokens: usage.completionTokens, costMicros: prepared.spentMicros?.() };
         // Settled after the response (the cost is known without DynamoDB): see AdmissionControl.settle.
         if (admitted) request.waitUntil(afterResponse(admitted, used));
-        // Stored before the response ends, so a client repeating the request finds it.
+        // Stored after the response too; until stored, this instance answers a repeat from memory.
         const entry = await recording?.completed;
-        if (entry && hash && decision) {
-          const stored = await caching!.cache.put(hash, entry, decision.ttlSeconds);
-          if (stored === 'failed') request.warn('cache write failed', undefined);
+        // An answer a fallback target wrote (or finished) is not the keyed version's: not stored.
+        if (entry && hash && decision && (prepared.servedBy ? prepared.servedBy() : keyedVersion) === keyedVersion) {
+          request.waitUntil(
+            caching!.cache.put(hash, entry, decision.ttlSeconds).then((stored) => {
+              if (stored === 'failed') request.warn('cache write failed', undefined);
+            }),
+          );
         }
         return used.costMicros ?? costMicros(used.promptTokens, used.completionTokens, backend.price);
       })();

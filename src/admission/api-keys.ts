@@ -33,6 +33,10 @@ export interface ApiKeyRecord {
   readonly limits: Readonly<Limits>;
   /** Browser origins this key may be used from; empty means any origin the gateway allows. */
   readonly allowedOrigins: readonly string[];
+  /** Guardrail rules this key runs under, instead of its plan's; absent: the plan's. */
+  readonly guardrails?: readonly string[];
+  /** Prompts and completions of this key's requests go into logs and audit records. */
+  readonly logPrompts?: boolean;
 }
 
 export interface CreateApiKeyInput {
@@ -41,6 +45,8 @@ export interface CreateApiKeyInput {
   allowedModels?: readonly string[];
   limits?: Limits;
   allowedOrigins?: readonly string[];
+  guardrails?: readonly string[];
+  logPrompts?: boolean;
 }
 
 export class ApiKeyNotFoundError extends Error {
@@ -161,6 +167,8 @@ function toRecord(item: Record<string, unknown>): ApiKeyRecord {
     allowedModels: Object.freeze(Array.isArray(item.allowedModels) ? item.allowedModels.map(String) : []),
     limits: Object.freeze(limitsOf(item.limits)),
     allowedOrigins: Object.freeze(Array.isArray(item.allowedOrigins) ? item.allowedOrigins.map(String) : []),
+    ...(Array.isArray(item.guardrails) ? { guardrails: Object.freeze(item.guardrails.map(String)) } : {}),
+    ...(item.logPrompts === true ? { logPrompts: true } : {}),
   };
   return Object.freeze(record);
 }
@@ -176,7 +184,15 @@ function limitsOf(value: unknown): Limits {
   return limits;
 }
 
-function validateInput(input: CreateApiKeyInput): Required<CreateApiKeyInput> {
+function validateGuardrails(value: unknown): string[] | undefined {
+  if (value === undefined) return undefined;
+  if (!Array.isArray(value) || value.some((r) => typeof r !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(r))) {
+    throw new ApiKeyInputError('guardrails: expected a list of guardrail rule names');
+  }
+  return [...new Set(value as string[])];
+}
+
+function validateInput(input: CreateApiKeyInput): Required<Omit<CreateApiKeyInput, 'guardrails' | 'logPrompts'>> & Pick<CreateApiKeyInput, 'guardrails' | 'logPrompts'> {
   const name = typeof input.name === 'string' ? input.name.trim() : '';
   if (name === '' || name.length > MAX_NAME_LENGTH) {
     throw new ApiKeyInputError(`name: expected 1 to ${MAX_NAME_LENGTH} characters`);
@@ -199,7 +215,16 @@ function validateInput(input: CreateApiKeyInput): Required<CreateApiKeyInput> {
   if (!Array.isArray(origins) || origins.some((o) => typeof o !== 'string' || !/^(\*|https?:\/\/[^/\s]+)$/.test(o))) {
     throw new ApiKeyInputError('allowedOrigins: expected origins such as "https://app.example.com"');
   }
-  return { name, plan, allowedModels: [...new Set(models.map((m) => m.trim()))], limits: limitsOf(limits), allowedOrigins: [...new Set(origins)] };
+  const guardrails = validateGuardrails(input.guardrails);
+  return {
+    name,
+    plan,
+    allowedModels: [...new Set(models.map((m) => m.trim()))],
+    limits: limitsOf(limits),
+    allowedOrigins: [...new Set(origins)],
+    ...(guardrails ? { guardrails } : {}),
+    ...(input.logPrompts ? { logPrompts: true } : {}),
+  };
 }
 
 /** Creates a key; the plaintext `key` is returned here once and never stored or logged. */
@@ -207,7 +232,7 @@ export async function createApiKey(
   store: Store,
   input: CreateApiKeyInput,
 ): Promise<{ key: string; record: ApiKeyRecord }> {
-  const { name, plan, allowedModels, limits, allowedOrigins } = validateInput(input);
+  const { name, plan, allowedModels, limits, allowedOrigins, guardrails, logPrompts } = validateInput(input);
   const key = generateApiKey();
   const record = toRecord({
     keyId: `${KEY_ID_PREFIX}${randomBase62(KEY_ID_BODY_LENGTH)}`,
@@ -218,11 +243,13 @@ export async function createApiKey(
     allowedModels,
     limits,
     allowedOrigins,
+    guardrails,
+    logPrompts,
   });
   await store.client.send(
     new PutCommand({
       TableName: store.tableName,
-      Item: { ...itemKeys.apiKey(hashApiKey(key)), ...record, allowedModels: [...record.allowedModels], limits: { ...record.limits }, allowedOrigins: [...record.allowedOrigins] },
+      Item: { ...itemKeys.apiKey(hashApiKey(key)), ...record, allowedModels: [...record.allowedModels], limits: { ...record.limits }, allowedOrigins: [...record.allowedOrigins], ...(record.guardrails ? { guardrails: [...record.guardrails] } : {}) },
       ConditionExpression: 'attribute_not_exists(pk)',
     }),
   );
@@ -286,6 +313,69 @@ export async function revokeApiKey(
       }),
     );
     return toRecord(out.Attributes ?? {});
+  } catch (error) {
+    if (error instanceof ConditionalCheckFailedException) throw new ApiKeyNotFoundError(keyId);
+    throw error;
+  } finally {
+    (options.cache ?? defaultApiKeyCache).delete(store.tableName, pk.slice(KEY_PREFIX.apiKey.length));
+  }
+}
+
+export interface ApiKeyChanges {
+  limits?: Limits;
+  allowedOrigins?: readonly string[];
+  /** null: back to the plan's rules. */
+  guardrails?: readonly string[] | null;
+  logPrompts?: boolean;
+}
+
+/**
+ * Changes a key's limits (replacing its overrides), origins, guardrail rules or prompt logging,
+ * and returns the record before and after (for the audit trail). Other instances see the change
+ * within their key cache TTL, like a revocation.
+ */
+export async function updateApiKey(
+  store: Store,
+  keyId: string,
+  changes: ApiKeyChanges,
+  options: ApiKeyCacheOption = {},
+): Promise<{ before: ApiKeyRecord; after: ApiKeyRecord }> {
+  if (!KEY_ID_PATTERN.test(keyId)) throw new ApiKeyNotFoundError(keyId);
+  const [item] = await scanKeyItems(store, keyId);
+  if (item === undefined) throw new ApiKeyNotFoundError(keyId);
+  const before = toRecord(item);
+  const checked = validateInput({
+    name: before.name,
+    plan: before.plan,
+    limits: changes.limits ?? { ...before.limits },
+    allowedOrigins: changes.allowedOrigins ?? before.allowedOrigins,
+    guardrails: changes.guardrails === null ? undefined : (changes.guardrails ?? before.guardrails),
+  });
+  const sets = ['limits = :limits', 'allowedOrigins = :origins'];
+  const removes: string[] = [];
+  const values: Record<string, unknown> = { ':limits': checked.limits, ':origins': checked.allowedOrigins, ':keyId': keyId };
+  if (checked.guardrails) {
+    sets.push('guardrails = :guardrails');
+    values[':guardrails'] = checked.guardrails;
+  } else removes.push('guardrails');
+  const logPrompts = changes.logPrompts ?? before.logPrompts ?? false;
+  if (logPrompts) {
+    sets.push('logPrompts = :logPrompts');
+    values[':logPrompts'] = true;
+  } else removes.push('logPrompts');
+  const pk = String(item.pk);
+  try {
+    const out = await store.client.send(
+      new UpdateCommand({
+        TableName: store.tableName,
+        Key: { pk, sk: item.sk },
+        UpdateExpression: `SET ${sets.join(', ')}${removes.length ? ` REMOVE ${removes.join(', ')}` : ''}`,
+        ConditionExpression: 'attribute_exists(pk) AND keyId = :keyId',
+        ExpressionAttributeValues: values,
+        ReturnValues: 'ALL_NEW',
+      }),
+    );
+    return { before, after: toRecord(out.Attributes ?? {}) };
   } catch (error) {
     if (error instanceof ConditionalCheckFailedException) throw new ApiKeyNotFoundError(keyId);
     throw error;

@@ -21,20 +21,24 @@ export function serveCommand(): Command {
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidArgumentError('expected a port number');
       return port;
     })
-    .action(async (options: { port?: number }, command: Command) => {
+    .option(
+      '--join',
+      "serve beside a running `aigw serve`: use its DynamoDB Local (same data folder), so both share keys, limits, cache and usage; give this one its own --port",
+    )
+    .action(async (options: { port?: number; join?: boolean }, command: Command) => {
       const config = loadConfig(command.optsWithGlobals().config);
       if (options.port !== undefined) config.gateway.port = options.port;
-      await serve(config);
+      await serve(config, { join: options.join ?? false });
     });
 }
 
-export async function serve(config: AigwConfig): Promise<void> {
+export async function serve(config: AigwConfig, options: { join: boolean } = { join: false }): Promise<void> {
   const logger = new Logger({ serviceName: 'aigw', logLevel: config.monitoring.log_level.toUpperCase() as 'INFO' });
   // Locally EMF lines go to stdout like in Lambda: the same lines CloudWatch would turn into metrics.
   const metrics = config.monitoring.metrics === 'emf' ? new Metrics({ namespace: METRIC_NAMESPACE, serviceName: GATEWAY_SERVICE_NAME }) : undefined;
   const say = (line: string) => process.stderr.write(`${line}\n`);
 
-  const local = await openLocalStore(config, { advertise: true });
+  const local = await openLocalStore(config, { advertise: true, join: options.join });
   const cleanups: (() => Promise<void>)[] = [() => local.close()];
   const shutdown = async () => {
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);

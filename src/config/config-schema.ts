@@ -2,6 +2,7 @@
 // Sections and keys are strict, so a typo fails at start instead of being silently ignored.
 
 import { z } from 'zod';
+import { auditSection, guardrailsSection } from './guardrails-schema.js';
 
 const integer = (min: number, max: number) => {
   const message = `expected an integer between ${min} and ${max}`;
@@ -59,6 +60,12 @@ const monitoringSection = z.strictObject(
   {
     log_level: oneOf(['debug', 'info', 'warn', 'error']).default('info'),
     metrics: oneOf(['emf', 'off']).default('emf'),
+    /** An OTLP/HTTP collector (e.g. "http://127.0.0.1:4318"): spans and metrics go there too; "" for none. */
+    otlp_endpoint: url.default(''),
+    /** Headers sent with every OTLP request, e.g. { authorization = "Bearer ..." }. */
+    otlp_headers: z.record(z.string(), z.string({ error: 'expected a text' }), { error: 'expected a table of header = "value"' }).default(() => ({})),
+    /** The OpenTelemetry service.name of the gateway's spans and metrics. */
+    service_name: nonEmptyText('a service name').default('aigw'),
   },
   section('monitoring'),
 );
@@ -310,6 +317,8 @@ export const configSchema = z.strictObject({
   plans: plansSection.prefault({}),
   aliases: aliasesSection.prefault({}),
   routing: routingSection.prefault({}),
+  guardrails: guardrailsSection.prefault({}),
+  audit: auditSection.prefault({}),
   // `cdk deploy` reads [deploy] (infra/deploy-config.ts validates it); the gateway ignores it.
   deploy: z.record(z.string(), z.unknown(), { error: 'expected a table ([deploy])' }).optional(),
 });

@@ -23,7 +23,8 @@ export interface Usage {
   completionTokens: number;
 }
 
-export type FinishReason = 'stop' | 'length';
+/** 'content_filter' is never the engine's: guardrails end a generation with it when a block rule matches. */
+export type FinishReason = 'stop' | 'length' | 'content_filter';
 
 export type GenerationEvent =
   /** One generated token; `text` is what may be shown now (possibly empty while UTF-8 or a stop string is pending). */

@@ -35,7 +35,7 @@ export const METRIC = {
   routeDecisions: 'RouteDecisions',
   /** Count, with dimension Trigger; one per target a request left for the next one. */
   fallbacks: 'Fallbacks',
-  /** Count, one per reply continued on another target after its stream broke. */
+  /** Count, one per stream that broke or stalled after its first token (continued on the next target, or ended with stream_interrupted). */
   continuations: 'Continuations',
   /** Count, with dimension Percent; one per key per threshold crossing. */
   keyBudgetThresholdCrossed: 'KeyBudgetThresholdCrossed',

@@ -24,7 +24,7 @@ describe('defaults', () => {
     expect(parseConfig('', {})).toEqual({
       model: { name: 'aigw-tiny', format: 'auto', max_tokens: 256, path: '.aigw/models/aigw-tiny', max_concurrent_requests: 0 },
       performance: { batch_size: 4, precision: 'auto', threads: 0 },
-      monitoring: { log_level: 'info', metrics: 'emf' },
+      monitoring: { log_level: 'info', metrics: 'emf', otlp_endpoint: '', otlp_headers: {}, service_name: 'aigw' },
       gateway: {
         host: '127.0.0.1',
         port: 8787,
@@ -45,6 +45,8 @@ describe('defaults', () => {
         routes: {},
         fallbacks: {},
       },
+      guardrails: { mask: '[redacted]', apply: [], plans: {}, rules: {} },
+      audit: { enabled: true, requests: true, retention_days: 180 },
     });
     expect(CONFIG_DEFAULTS).toEqual(parseConfig('', {}));
   });

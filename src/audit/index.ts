@@ -1,0 +1,5 @@
+// audit: append-only, hash-chained audit records of administrative changes and requests in
+// DynamoDB (per-writer daily streams, kept for a retention period), and reading them back.
+export * from './audit-record.js';
+export * from './audit-log.js';
+export * from './audit-query.js';
