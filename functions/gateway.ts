@@ -12,7 +12,7 @@ import { originSecretSource } from '../src/adapters/origin-secret-source.js';
 import { AdmissionControl, authenticateApiKey } from '../src/admission/index.js';
 import { sigv4Signer } from '../src/backends/sigv4-signer.js';
 import { upstreamBackend } from '../src/backends/upstream-backend.js';
-import { routedModels } from '../src/routing/index.js';
+import { ModelRegistry, createModelResolver, routedModels, upstreamModelBackends } from '../src/routing/index.js';
 import { ResponseCache } from '../src/cache/index.js';
 import { createGateway } from '../src/gateway.js';
 import { gatewayServices } from '../src/gateway-services.js';
@@ -34,9 +34,11 @@ const stores = readGatewayStores({ region, tableName: required(GATEWAY_ENV.table
 // Model functions sit behind AWS_IAM function URLs: every call is SigV4-signed with the function's role.
 const signer = sigv4Signer({ region, service: 'lambda' });
 const modelFunctions = readModelFunctions();
-const backends = new Map(
-  modelFunctions.map((fn) => [
-    fn.name,
+const secrets = new SecretsManagerClient({ region, maxAttempts: 2 });
+// Each version of a model is its own function: the registry serves `name@version` and the bare
+// name (its first listed version); [[models]] upstreams (keys from Secrets Manager) join them.
+const registry = new ModelRegistry([
+  ...modelFunctions.map((fn) =>
     upstreamBackend({
       id: fn.name,
       version: `${fn.name}@${fn.version}`,
@@ -48,12 +50,14 @@ const backends = new Map(
       // A model function is aigw's own core: it takes continue_final_message.
       continuesChat: true,
     }),
-  ]),
-);
+  ),
+  ...(await upstreamModelBackends(config.models ?? [], { env: process.env, secrets })),
+]);
 const limitsControl = new AdmissionControl(stores.limits, { leaseSeconds: config.admission.lease_seconds });
-// Counted in DynamoDB across every gateway, so the cap holds with or without a reservation.
-const modelCaps = new Map(modelFunctions.flatMap((fn) => (fn.maxConcurrentRequests ? [[fn.name, fn.maxConcurrentRequests] as const] : [])));
-const models = routedModels(backends, modelCaps, config.routing, limitsControl);
+// Counted in DynamoDB across every gateway, so the cap holds with or without a reservation; each
+// version of a model is capped on its own.
+const modelCaps = new Map(modelFunctions.flatMap((fn) => (fn.maxConcurrentRequests ? [[`${fn.name}@${fn.version}`, fn.maxConcurrentRequests] as const] : [])));
+const models = routedModels(registry.backends(), modelCaps, config.routing, limitsControl);
 
 // Audit records and OTLP export go to the local replica and the collector; flushed per request
 // because Lambda may freeze the process as soon as the response is done.
@@ -62,7 +66,14 @@ services.auditConfiguration().catch((error) => logger.warn('guardrail configurat
 
 const gateway = createGateway({
   backends: models.backends,
-  defaultModel: modelFunctions[0]?.name ?? '',
+  // Aliases and canary counters live in the replica admission writes to (the primary's by
+  // default), so every region reads the same alias and adds to the same counters.
+  aliases: createModelResolver(stores.limits, {
+    cacheMs: config.aliases.cache_seconds * 1000,
+    logger,
+    metrics,
+  }),
+  defaultModel: registry.list()[0]?.id ?? '',
   authenticate: (presented) => authenticateApiKey(stores.local, presented),
   logger,
   metrics,
@@ -87,7 +98,7 @@ const gateway = createGateway({
 });
 
 const originSecrets = originSecretSource({
-  client: new SecretsManagerClient({ region, maxAttempts: 2 }),
+  client: secrets,
   secretId: required(GATEWAY_ENV.originSecretId),
 });
 

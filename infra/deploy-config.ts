@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { parse as parseToml, stringify as stringifyToml } from 'smol-toml';
 import { z } from 'zod';
-import { ConfigError, parseConfig, usdMicros } from '../src/config/index.js';
+import { ConfigError, parseConfig, usdMicros, type AigwConfig } from '../src/config/index.js';
 import { isKnownRegion } from './regions.js';
 
 /** Thrown for an unreadable or invalid `[deploy]` section; the message names the offending key. */
@@ -143,6 +143,11 @@ export interface DeployConfig {
    * empty when the file sets none.
    */
   readonly gatewayToml: string;
+  /**
+   * Secrets Manager secrets (names or ARNs) of the [[models]] upstreams' API keys, which the
+   * gateway function reads at cold start and may read nothing else of.
+   */
+  readonly upstreamKeySecrets: readonly string[];
 }
 
 /** What the rest of aigw.toml tells the deployment. */
@@ -150,6 +155,7 @@ export interface DeployContext {
   /** [admission] budget_alert_percents: the percents whose crossings the gateway counts. */
   readonly budgetAlertPercents?: readonly number[];
   readonly gatewayToml?: string;
+  readonly upstreamKeySecrets?: readonly string[];
 }
 
 const DEFAULT_BUDGET_ALERT_PERCENTS = [50, 80, 100];
@@ -215,6 +221,7 @@ export function deployConfigFrom(raw: unknown, context: DeployContext = {}): Dep
       maxTokens: model.max_tokens,
     })),
     gatewayToml: context.gatewayToml ?? '',
+    upstreamKeySecrets: context.upstreamKeySecrets ?? [],
   };
 }
 
@@ -228,9 +235,9 @@ const LOCAL_ONLY_SECTIONS = ['deploy', 'model', 'performance'];
  */
 export function parseDeployConfig(tomlText: string, source = 'aigw.toml'): DeployConfig {
   let document: Record<string, unknown>;
-  let budgetAlertPercents: readonly number[];
+  let parsed: AigwConfig;
   try {
-    budgetAlertPercents = parseConfig(tomlText, {}, source).admission.budget_alert_percents;
+    parsed = parseConfig(tomlText, {}, source);
     document = parseToml(tomlText);
   } catch (error) {
     const reason = error instanceof ConfigError ? error.message : `${source} is not valid TOML: ${(error as Error).message}`;
@@ -239,7 +246,24 @@ export function parseDeployConfig(tomlText: string, source = 'aigw.toml'): Deplo
   const gatewaySections = Object.fromEntries(
     Object.entries(document).filter(([section]) => !LOCAL_ONLY_SECTIONS.includes(section)),
   );
-  return deployConfigFrom(document.deploy, { budgetAlertPercents, gatewayToml: stringifyToml(gatewaySections) });
+  // Deployed, a local package is a [[deploy.models]] function; only upstreams travel to the gateway.
+  const upstreams = (parsed.models ?? []).map((entry, index) => ({ entry, index })).filter(({ entry }) => entry.base_url !== undefined);
+  const withEnvKey = upstreams.find(({ entry }) => entry.api_key_env !== undefined);
+  if (withEnvKey) {
+    throw new DeployConfigError(
+      `models[${withEnvKey.index}].api_key_env: the deployed gateway reads an upstream's key from Secrets Manager; set api_key_secret (the secret's name or ARN)`,
+    );
+  }
+  if (document.models !== undefined) {
+    const raw = document.models as Record<string, unknown>[];
+    if (upstreams.length > 0) gatewaySections.models = upstreams.map(({ index }) => raw[index]);
+    else delete gatewaySections.models;
+  }
+  return deployConfigFrom(document.deploy, {
+    budgetAlertPercents: parsed.admission.budget_alert_percents,
+    gatewayToml: stringifyToml(gatewaySections),
+    upstreamKeySecrets: upstreams.flatMap(({ entry }) => (entry.api_key_secret === undefined ? [] : [entry.api_key_secret])),
+  });
 }
 
 /** Loads the deployment settings; a missing file means every default. */

@@ -120,13 +120,13 @@ export class GatewayDashboard extends Construct {
       );
 
     // A line per value of the metric's dimension, whatever values appear (SEARCH).
-    const byDimension = (metric: string, dimension: string): IMetric[] =>
+    const byDimension = (metric: string, dimension: string, statistic = 'Sum'): IMetric[] =>
       regions.map(
         (region) =>
           new MathExpression({
             expression:
               `SEARCH('{${METRIC_NAMESPACE},${dimension},${SERVICE_DIMENSION}} ` +
-              `MetricName="${metric}" ${SERVICE_DIMENSION}="${GATEWAY_SERVICE_NAME}"', 'Sum', 300)`,
+              `MetricName="${metric}" ${SERVICE_DIMENSION}="${GATEWAY_SERVICE_NAME}"', '${statistic}', 300)`,
             searchRegion: region,
             label: several ? region : undefined,
             period: Duration.minutes(5),
@@ -185,10 +185,16 @@ export class GatewayDashboard extends Construct {
       new GraphWidget({ title: 'Fallbacks by trigger', left: byDimension(METRIC.fallbacks, DIMENSION.trigger), width: 8 }),
       new GraphWidget({ title: 'Continued replies', left: perRegion(METRIC.continuations, 'Sum', 'continued'), width: 8 }),
     );
-    // Releases: each model version's server errors (a canary beside stable) and alias rollbacks.
+    // A canary beside its stable version: each version's own line (ModelVersion), and rollbacks.
     this.dashboard.addWidgets(
-      new GraphWidget({ title: 'Server errors by model version', left: byDimension(METRIC.serverErrors, DIMENSION.modelVersion), width: 8 }),
-      new GraphWidget({ title: 'Alias automatic rollbacks', left: byDimension(METRIC.aliasAutoRollbacks, DIMENSION.alias), width: 8 }),
+      new GraphWidget({
+        title: 'Requests and server errors by model version',
+        left: byDimension(METRIC.requests, DIMENSION.modelVersion, 'Sum'),
+        right: byDimension(METRIC.serverErrors, DIMENSION.modelVersion, 'Sum'),
+        width: 8,
+      }),
+      new GraphWidget({ title: 'Time to first token by model version (p50)', left: byDimension(METRIC.ttftMs, DIMENSION.modelVersion, 'p50'), width: 8 }),
+      new GraphWidget({ title: 'Alias automatic rollbacks', left: byDimension(METRIC.aliasAutoRollbacks, DIMENSION.alias, 'Sum'), width: 8 }),
     );
   }
 }

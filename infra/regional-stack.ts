@@ -26,7 +26,7 @@ import { DATA_REMOVAL_POLICY, logBucket, privateBucketProps } from './storage.js
  * The DynamoDB actions the gateway's code issues (GetCommand, PutCommand, UpdateCommand), and
  * nothing else: test/infra/dynamodb-grants.test.ts fails when its bundle and this list drift.
  */
-export const GATEWAY_TABLE_ACTIONS = ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'] as const;
+export const GATEWAY_TABLE_ACTIONS = ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem'] as const;
 
 /** Source files of the two Lambda entry points (tests may point them elsewhere). */
 export interface FunctionEntries {
@@ -173,6 +173,8 @@ export class RegionalStack extends Stack {
       }),
     );
 
+    this.grantUpstreamKeys(config);
+
     const layers = new Map<LambdaArchitecture, LayerVersion>();
     const layerFor = (architecture: LambdaArchitecture) => {
       let layer = layers.get(architecture);
@@ -261,6 +263,16 @@ export class RegionalStack extends Stack {
     new CfnOutput(this, 'ModelBucketName', { value: this.modelBucket.bucketName, description: 'push models here (AIGW_MODEL_BUCKET)' });
     new CfnOutput(this, 'TableName', { value: this.table.tableName });
     new CfnOutput(this, 'AccessLogBucketName', { value: accessLogs.bucketName, description: 'model bucket access logs (model-bucket/)' });
+  }
+
+  /** The [[models]] upstreams' API keys: each secret by name (plus Secrets Manager's suffix) or ARN. */
+  private grantUpstreamKeys(config: DeployConfig): void {
+    if (config.upstreamKeySecrets.length === 0) return;
+    const arnOf = (secret: string) =>
+      secret.startsWith('arn:')
+        ? secret
+        : this.formatArn({ service: 'secretsmanager', resource: 'secret', resourceName: `${secret}-??????`, arnFormat: ArnFormat.COLON_RESOURCE_NAME });
+    this.gateway.addToRolePolicy(new PolicyStatement({ actions: ['secretsmanager:GetSecretValue'], resources: config.upstreamKeySecrets.map(arnOf) }));
   }
 
   /**

@@ -4,6 +4,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { configuredModels, loadConfig, type AigwConfig } from '../config/index.js';
 import {
   AliasStore,
+  changeAlias,
   CanaryHealth,
   describeTargets,
   promoteCanary,
@@ -13,6 +14,9 @@ import {
   type AliasRecord,
   type RollbackThresholds,
 } from '../routing/index.js';
+import { appendAudit, type AuditKind } from '../audit/index.js';
+import type { Store } from '../store/index.js';
+import { operatorName } from './keys-command.js';
 import { openLocalStore } from './local-store.js';
 
 interface ThresholdFlags {
@@ -33,9 +37,9 @@ export function aliasCommand(): Command {
       .argument('<alias>', 'the name clients send, e.g. qwen')
       .argument('<target>', 'a model version, name@version, e.g. qwen@3'),
   ).action(async (name: string, target: string, flags: ThresholdFlags, command: Command) =>
-    withAliases(command, async ({ aliases, config }) => {
+    withAliases(command, async ({ aliases, config, store }) => {
       warnIfUnknown(config, target);
-      report(config, await aliases.change(name, (current) => setAlias(current, name, target, new Date(), thresholdsOf(flags))));
+      await report(store, config, await changeAlias(store, aliases, name, (current) => setAlias(current, name, target, new Date(), thresholdsOf(flags))));
     }),
   );
 
@@ -47,9 +51,9 @@ export function aliasCommand(): Command {
       .argument('<target>', 'the new version, name@version')
       .requiredOption('--weight <percent>', 'whole percent of callers sent to the canary, 0-100', integer),
   ).action(async (name: string, target: string, flags: ThresholdFlags & { weight: number }, command: Command) =>
-    withAliases(command, async ({ aliases, config }) => {
+    withAliases(command, async ({ aliases, config, store }) => {
       warnIfUnknown(config, target);
-      report(config, await aliases.change(name, (current) => startCanary(current, target, flags.weight, new Date(), thresholdsOf(flags))));
+      await report(store, config, await changeAlias(store, aliases, name, (current) => startCanary(current, target, flags.weight, new Date(), thresholdsOf(flags))));
     }),
   );
 
@@ -58,7 +62,7 @@ export function aliasCommand(): Command {
     .description('make the canary the stable version, with all the traffic')
     .argument('<alias>')
     .action(async (name: string, _flags: unknown, command: Command) =>
-      withAliases(command, async ({ aliases, config }) => report(config, await aliases.change(name, (current) => promoteCanary(existing(name, current))))),
+      withAliases(command, async ({ aliases, config, store }) => report(store, config, await changeAlias(store, aliases, name, (current) => promoteCanary(existing(name, current))))),
     );
 
   alias
@@ -66,7 +70,7 @@ export function aliasCommand(): Command {
     .description('end the canary (all traffic to stable), or without one return to the version before the last set/promote')
     .argument('<alias>')
     .action(async (name: string, _flags: unknown, command: Command) =>
-      withAliases(command, async ({ aliases, config }) => report(config, await aliases.change(name, (current) => rollbackAlias(existing(name, current))))),
+      withAliases(command, async ({ aliases, config, store }) => report(store, config, await changeAlias(store, aliases, name, (current) => rollbackAlias(existing(name, current))))),
     );
 
   alias
@@ -126,7 +130,16 @@ function existing(name: string, record: AliasRecord | undefined): AliasRecord {
   return record;
 }
 
-function report(config: AigwConfig, record: AliasRecord): void {
+const AUDIT_KIND: Record<string, AuditKind> = { set: 'alias_changed', canary: 'canary_changed', promote: 'promoted', rollback: 'rolled_back' };
+
+async function report(store: Store, config: AigwConfig, record: AliasRecord): Promise<void> {
+  if (config.audit.enabled) {
+    await appendAudit(
+      store,
+      { kind: AUDIT_KIND[record.lastChange.action]!, actor: operatorName(), data: { alias: record.name, targets: describeTargets(record), revision: record.revision } },
+      { retentionDays: config.audit.retention_days },
+    );
+  }
   console.log(`${record.name}: ${describeTargets(record)} (revision ${record.revision})`);
   console.error(`every gateway serves this within ${config.aliases.cache_seconds} s (its alias cache), no deploy needed`);
 }
@@ -160,12 +173,12 @@ function positive(value: string): number {
   return number;
 }
 
-async function withAliases(command: Command, use: (context: { aliases: AliasStore; health: CanaryHealth; config: AigwConfig }) => Promise<void>): Promise<void> {
+async function withAliases(command: Command, use: (context: { aliases: AliasStore; health: CanaryHealth; config: AigwConfig; store: Store }) => Promise<void>): Promise<void> {
   const config = loadConfig(command.optsWithGlobals().config);
   const local = await openLocalStore(config, { advertise: false });
   try {
     const aliases = new AliasStore(local.store, { cacheMs: 0 });
-    await use({ aliases, health: new CanaryHealth(local.store, aliases), config });
+    await use({ aliases, health: new CanaryHealth(local.store, aliases), config, store: local.store });
   } finally {
     await local.close();
   }

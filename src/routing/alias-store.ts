@@ -1,7 +1,7 @@
 // Aliases in DynamoDB (`ALIAS#<name>`): conditional writes for every change, and in each gateway a
 // short-lived copy, so a change reaches every gateway within the cache's lifetime, without a deploy.
-import { ConditionalCheckFailedException, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
-import { GetCommand, PutCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { itemKeys, type Store } from '../store/index.js';
 import type { AliasRecord } from './aliases.js';
 
@@ -63,56 +63,23 @@ export class AliasStore {
     return Item ? recordOf(Item) : undefined;
   }
 
-  /**
-   * Writes the next state of an alias, conditional on the revision it was computed from: one
-   * write. A new alias also joins the index, in the same transaction.
-   */
-  async write(record: AliasRecord, expectedRevision: number | undefined): Promise<void> {
-    const Item = { ...itemKeys.alias(record.name), ...record };
+  /** Writes the next state of an alias: one write, conditional on the revision it was computed from. */
+  async write(record: AliasRecord, expectedRevision: number): Promise<void> {
     try {
-      if (expectedRevision === undefined) {
-        await this.store.client.send(
-          new TransactWriteCommand({
-            TransactItems: [
-              { Put: { TableName: this.store.tableName, Item, ConditionExpression: 'attribute_not_exists(pk)' } },
-              {
-                Update: {
-                  TableName: this.store.tableName,
-                  Key: itemKeys.aliasIndex(),
-                  UpdateExpression: 'ADD #names :name',
-                  ExpressionAttributeNames: { '#names': 'names' },
-                  ExpressionAttributeValues: { ':name': new Set([record.name]) },
-                },
-              },
-            ],
-          }),
-        );
-      } else {
-        await this.store.client.send(
-          new PutCommand({
-            TableName: this.store.tableName,
-            Item,
-            ConditionExpression: '#revision = :expected',
-            ExpressionAttributeNames: { '#revision': 'revision' },
-            ExpressionAttributeValues: { ':expected': expectedRevision },
-          }),
-        );
-      }
+      await this.store.client.send(
+        new PutCommand({
+          TableName: this.store.tableName,
+          Item: { ...itemKeys.alias(record.name), ...record },
+          ConditionExpression: '#revision = :expected',
+          ExpressionAttributeNames: { '#revision': 'revision' },
+          ExpressionAttributeValues: { ':expected': expectedRevision },
+        }),
+      );
     } catch (error) {
-      if (error instanceof ConditionalCheckFailedException || error instanceof TransactionCanceledException) {
-        throw new AliasConflictError(`alias ${record.name} was changed meanwhile (by another command or an automatic rollback): nothing was written, look again and retry`);
-      }
+      if (error instanceof ConditionalCheckFailedException) throw conflict(record.name);
       throw error;
     }
     this.forget(record.name);
-  }
-
-  /** Reads, computes the next state with `change`, and writes it conditionally. */
-  async change(name: string, change: (current: AliasRecord | undefined) => AliasRecord): Promise<AliasRecord> {
-    const current = await this.read(name);
-    const updated = change(current);
-    await this.write(updated, current?.revision);
-    return updated;
   }
 
   private async readNames(): Promise<string[]> {
@@ -147,6 +114,10 @@ export class AliasStore {
     this.entries.set(key, { value: entry?.value as T, expires: 0, pending });
     return pending;
   }
+}
+
+export function conflict(name: string): AliasConflictError {
+  return new AliasConflictError(`alias ${name} was changed meanwhile (by another command or an automatic rollback): nothing was written, look again and retry`);
 }
 
 function recordOf(item: Record<string, unknown>): AliasRecord {

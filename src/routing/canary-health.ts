@@ -43,8 +43,8 @@ export interface CanaryHealthOptions {
   /** How often one gateway reads the window of one canary, at most. */
   checkIntervalMs?: number;
   now?: () => number;
-  /** Told once, by the gateway whose write ended the canary. */
-  onRollback?: (event: AutoRollback) => void;
+  /** Told once, by the gateway whose write ended the canary (awaited: it may write an audit record). */
+  onRollback?: (event: AutoRollback) => void | Promise<void>;
 }
 
 const DEFAULT_BUCKET_SECONDS = 10;
@@ -191,7 +191,7 @@ export class CanaryHealth {
       stats,
       revision: rolledBack.revision,
     };
-    this.options.onRollback?.(event);
+    await this.options.onRollback?.(event);
     return event;
   }
 }

@@ -16,3 +16,4 @@ export { ROUTE_HEADER, chooseRoute, lastUserMessage, wordPattern, type RouteCond
 export { RoutingConfigError, withRouting, type RoutingOptions } from './router.js';
 export { routedModels, routingOptionsOf } from './routing-config.js';
 export { DeadlineError, RoutingError, type RoutingErrorCode } from './routing-errors.js';
+export * from './alias-editor.js';

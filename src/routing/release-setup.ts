@@ -27,7 +27,8 @@ export function createModelResolver(store: Store, options: ReleaseSetupOptions):
   const health = new CanaryHealth(store, aliases, {
     ...options.health,
     onRollback: (event) => {
-      // The audit line of a release step no operator took: what, why, and the numbers it saw.
+      // A release step no operator took: what, why, and the numbers it saw. (Not an src/audit
+      // record: its chain moves by a transaction the gateway function's grant leaves out.)
       options.logger.info('alias_auto_rollback', { ...event });
       if (options.metrics) emitAliasAutoRollback(options.metrics, event.alias);
     },

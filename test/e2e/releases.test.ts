@@ -97,7 +97,8 @@ beforeAll(async () => {
     admission: { control: new AdmissionControl(store, { leaseSeconds: 60 }), plans: { free: {} }, failOpen: false, modelCaps: new Map() },
   });
   gateway = await serveNode(handler, { host: '127.0.0.1', port: 0 });
-  client = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey, maxRetries: 0 });
+  // The client's own retry on a dropped keep-alive connection (seen once under heavy load); answers are deterministic.
+  client = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey, maxRetries: 2 });
 });
 
 afterAll(async () => {
@@ -129,8 +130,8 @@ describe('aliases through the openai client', () => {
 
     const callers = 200;
     const served: string[] = [];
-    for (let i = 0; i < callers; i += 20) {
-      served.push(...(await Promise.all(Array.from({ length: 20 }, (_, j) => servedBy(client, 'chat', `caller-${i + j}`)))));
+    for (let i = 0; i < callers; i += 10) {
+      served.push(...(await Promise.all(Array.from({ length: 10 }, (_, j) => servedBy(client, 'chat', `caller-${i + j}`)))));
     }
     expect(new Set(served)).toEqual(new Set(['qwen@3', 'qwen@4']));
     const share = served.filter((m) => m === 'qwen@4').length / callers;
@@ -198,10 +199,12 @@ describe('aliases through the openai client', () => {
     await aigw('models', 'alias', 'canary', 'auto', 'qwen@5', '--weight', '50', '--min-requests', '5', '--window-seconds', '60');
     await new Promise((resolve) => setTimeout(resolve, CACHE_SECONDS * 1000 + 200));
     const aliases = new AliasStore(store, { cacheMs: 0 });
+    // No retries: each 502 the client sees is one failed canary request.
+    const once = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey, maxRetries: 0 });
 
     let failures = 0;
     for (let i = 0; i < 200 && (await aliases.read('auto'))?.canary; i++) {
-      const outcome = await servedBy(client, 'auto', `auto-${i}`).catch((error: unknown) => error);
+      const outcome = await servedBy(once, 'auto', `auto-${i}`).catch((error: unknown) => error);
       if (outcome instanceof OpenAI.APIError) {
         expect(outcome.status).toBe(502);
         failures++;

@@ -23,6 +23,7 @@ describe('deploy config', () => {
       customDomain: undefined,
       models: [],
       gatewayToml: '[gateway]\nport = 9000\n',
+      upstreamKeySecrets: [],
     });
   });
 
