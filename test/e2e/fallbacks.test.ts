@@ -193,6 +193,17 @@ describe('after the first token', () => {
     expect(b.requests[0]!.body.max_tokens).toBe(3);
   });
 
+  it('a stream cut exactly at max_tokens ends there, without asking another target', async () => {
+    const { client, logs } = await startGateway({ fallbacks: { a: ['b'] } });
+    a.next({ kind: 'cut', afterTokens: 4 });
+    const { text, usage, finish } = await streamText(client, { model: 'a', max_tokens: 4 });
+    expect(text).toBe('a0 a1 a2 a3 ');
+    expect(finish).toBe('length');
+    expect(usage!.completion_tokens).toBe(4);
+    expect(b.requests).toHaveLength(0);
+    expect(logs()[0]).toMatchObject({ fallbacks: ['stream_cut'] });
+  });
+
   it('a stream that stalls mid-way is continued after the stall deadline', async () => {
     const { client, logs } = await startGateway({ fallbacks: { a: ['b'] }, stallTimeoutMs: 400 });
     a.next({ kind: 'stall_after', afterTokens: 4 });
