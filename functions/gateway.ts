@@ -50,8 +50,9 @@ const backends = new Map(
   ]),
 );
 const limitsControl = new AdmissionControl(stores.limits, { leaseSeconds: config.admission.lease_seconds });
-// Each model function's reserved concurrency is its hard cap; no second cap here.
-const models = routedModels(backends, new Map(), config.routing, limitsControl);
+// Counted in DynamoDB across every gateway, so the cap holds with or without a reservation.
+const modelCaps = new Map(modelFunctions.flatMap((fn) => (fn.maxConcurrentRequests ? [[fn.name, fn.maxConcurrentRequests] as const] : [])));
+const models = routedModels(backends, modelCaps, config.routing, limitsControl);
 
 const gateway = createGateway({
   backends: models.backends,

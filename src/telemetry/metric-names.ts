@@ -39,6 +39,10 @@ export const METRIC = {
   continuations: 'Continuations',
   /** Count, with dimension Percent; one per key per threshold crossing. */
   keyBudgetThresholdCrossed: 'KeyBudgetThresholdCrossed',
+  /** Count, with dimension Alias; one per canary ended by automatic rollback (by the gateway whose write landed). */
+  aliasAutoRollbacks: 'AliasAutoRollbacks',
+  /** Count of 5xx responses; emitted per model version (dimension ModelVersion). */
+  serverErrors: 'ServerErrors',
 } as const;
 
 export type MetricName = (typeof METRIC)[keyof typeof METRIC];
@@ -48,6 +52,13 @@ export const DIMENSION = {
   reason: 'Reason',
   /** On KeyBudgetThresholdCrossed: the crossed percent as a decimal string, e.g. "80". */
   percent: 'Percent',
+  /**
+   * On the per-version line (Requests, ServerErrors, TtftMs, tokens, CostMicroUsd): the exact
+   * version that served, `name@version`; bounded by the configured models.
+   */
+  modelVersion: 'ModelVersion',
+  /** On AliasAutoRollbacks: the alias name (bounded by the aliases an operator creates). */
+  alias: 'Alias',
   /** On RouteDecisions: the kind of rule that matched (prompt_tokens, max_tokens, matches, words, header, default). */
   routeReason: 'RouteReason',
   /** On Fallbacks: why the target was left (a FallbackTrigger: timeout, server_error, stream_cut...). */
