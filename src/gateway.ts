@@ -26,7 +26,15 @@ import { CACHE_STATUS_HEADER } from './cache/index.js';
 import { startGeneration, type AdmissionSetup, type CacheSetup } from './generation-flow.js';
 import { stickinessKey, type ModelResolver } from './routing/index.js';
 import { describeError as describe, streamedResponse, wholeResponse } from './generation-response.js';
-import { emitBudgetThresholdCrossed, emitModelVersionMetrics, emitRequestMetrics, requestLog, type RequestLogger } from './telemetry/index.js';
+import { guardedBackend, guardrailOutcome, type GuardrailPolicy } from './guardrails/index.js';
+import {
+  emitBudgetThresholdCrossed,
+  emitModelVersionMetrics,
+  emitRequestMetrics,
+  requestLog,
+  type RequestLine,
+  type RequestLogger,
+} from './telemetry/index.js';
 
 export interface GatewayOptions {
   /** Public model id → backend: bare names and exact versions (`qwen@4`), see ModelRegistry. */
@@ -49,6 +57,10 @@ export interface GatewayOptions {
   allowedOrigins?: readonly string[];
   /** CloudWatch EMF metrics (Powertools); absent to emit none. */
   metrics?: Metrics;
+  /** Guardrail rules for each key (gateway-wide, per plan, per key); absent: none. */
+  guardrails?: GuardrailPolicy;
+  /** Told of every finished request with its log line (the audit trail, OpenTelemetry); run after the response. */
+  onRequestFinished?: readonly ((line: RequestLine) => Promise<unknown>)[];
 }
 
 /** What the runtime adapter offers a request besides the Request itself. */
@@ -82,15 +94,15 @@ export function createGateway(options: GatewayOptions): Gateway {
       runtime,
       requestId: `req_${randomBytes(12).toString('hex')}`,
       started: performance.now(),
-      log: requestLog(
-        options.logger,
-        options.logPrompts,
-        options.metrics &&
-          ((fields) => {
-            emitRequestMetrics(options.metrics!, fields);
-            emitModelVersionMetrics(options.metrics!, fields);
-          }),
-      ),
+      log: requestLog(options.logger, options.logPrompts, (line) => {
+        if (options.metrics) {
+          emitRequestMetrics(options.metrics, line);
+          emitModelVersionMetrics(options.metrics, line);
+        }
+        for (const observe of options.onRequestFinished ?? []) {
+          runtime.waitUntil(observe(line).then(() => undefined, (error) => options.logger.info('warning', { requestId: line.requestId, warning: 'request observer failed', cause: describe(error) })));
+        }
+      }),
     };
     ctx.log.set({ requestId: ctx.requestId, method: request.method, path: new URL(request.url).pathname });
     const origin = request.headers.get('origin');
@@ -158,6 +170,7 @@ async function authenticate(
   }
   if (!key) throw invalidApiKey();
   ctx.log.set({ keyId: key.keyId });
+  if (key.logPrompts) ctx.log.allowPrompts();
   return key;
 }
 
@@ -206,7 +219,9 @@ async function generateResponse(
   ctx: RequestContext,
 ): Promise<Response> {
   const req = parseGenerationRequest(endpoint, body, options.defaultModel);
-  const backend = await resolveModel(options, req.model, request, req.user, ctx);
+  const resolved = await resolveModel(options, req.model, request, req.user, ctx);
+  const guardrails = options.guardrails?.profileFor(ctx.key);
+  const backend = guardrails ? guardedBackend(resolved, guardrails, guardrailOutcome((outcome) => ctx.log.set({ guardrails: outcome }), (input) => ctx.log.setPrompt(input))) : resolved;
   ctx.log.set({ model: backend.id, stream: req.stream });
   ctx.log.setPrompt(req.input);
   // A routed model reads the headers (x-aigw-route) and logs its decisions and fallbacks.
@@ -225,6 +240,7 @@ async function generateResponse(
     signal: request.signal,
     warn: (message, error) => options.logger.info('warning', { requestId: ctx.requestId, warning: message, ...(error ? { cause: describe(error) } : {}) }),
     waitUntil: (work) => ctx.runtime.waitUntil(work),
+    ...(guardrails ? { cacheVariant: `guardrails.${guardrails.id}` } : {}),
     onBudgetCrossing: (crossing) => {
       // An audit event of its own (not part of the request line) and a metric that alarms.
       options.logger.info('budget_threshold_crossed', { requestId: ctx.requestId, keyId: ctx.key?.keyId, ...crossing });

@@ -58,6 +58,8 @@ export interface GenerationRequest {
   onBudgetCrossing?(crossing: BudgetCrossing): void;
   /** Work that may finish after the response (the adapter keeps the process alive until it has). */
   waitUntil(work: Promise<void>): void;
+  /** Whatever else shapes the output and so the cache entry (the guardrail profile's id). */
+  cacheVariant?: string;
 }
 
 export interface StartedGeneration {
@@ -87,7 +89,7 @@ export async function startGeneration(
   const hash =
     caching && (decision?.read || decision?.write)
       ? cacheKey({
-          modelVersion: keyedVersion,
+          modelVersion: `${keyedVersion}${request.cacheVariant ? `+${request.cacheVariant}` : ''}`,
           scope: cacheScope(caching.config, key?.keyId),
           input: request.input,
           params: { ...request.params, maxTokens: prepared.maxTokens },
@@ -210,6 +212,7 @@ async function guard<T>(admission: AdmissionSetup, request: GenerationRequest, c
   try {
     return await call();
   } catch (error) {
+    if (error instanceof AdmissionUnavailableError && error.takeBack) request.waitUntil(error.takeBack);
     if (error instanceof AdmissionUnavailableError && admission.failOpen) {
       request.warn('admission store unavailable; letting the request through (fail_open)', error);
       return undefined;

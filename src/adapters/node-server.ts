@@ -47,7 +47,10 @@ export async function serveNode(gateway: Gateway, options: { host: string; port:
   // What Node would otherwise answer with an empty body or a dropped connection: bad framing,
   // headers over the size limit, request timeouts, CONNECT, an Expect it can't meet.
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
-    if (responses.get(socket)?.headersSent || error.code === 'ECONNRESET') socket.destroy();
+    const current = responses.get(socket);
+    if (error.code === 'ECONNRESET') socket.destroy();
+    // A response already under way is let finish, then the connection closed: its framing is lost.
+    else if (current?.headersSent) closeAfter(current, socket);
     else answerOnSocket(socket, httpParseError(error));
   });
   server.on('connect', (req: IncomingMessage, socket: Socket) => answerOnSocket(socket, unsupportedMethod(req.method ?? 'CONNECT')));
@@ -103,6 +106,15 @@ async function handle(
     duplex: 'half',
   } as RequestInit);
   return send(res, await gateway(request, runtime));
+}
+
+function closeAfter(res: ServerResponse, socket: Socket): void {
+  const close = () => {
+    socket.end();
+    setTimeout(() => socket.destroy(), 2_000).unref();
+  };
+  if (res.writableFinished) close();
+  else res.once('finish', close);
 }
 
 async function send(res: ServerResponse, response: Response): Promise<void> {

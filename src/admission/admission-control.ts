@@ -3,7 +3,7 @@ import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { itemKeys, type ItemKey, type Store } from '../store/index.js';
-import { AdmissionRejectedError, type RejectionReason } from './admission-errors.js';
+import { AdmissionRejectedError, AdmissionUnavailableError, type RejectionReason } from './admission-errors.js';
 import type { Limits } from './limits.js';
 import {
   admissionPlan,
@@ -24,6 +24,7 @@ import {
 import { costMicros, type ModelPrice } from './pricing.js';
 import { releaseHold, releaseModelHold, type SettledUsage } from './settlement.js';
 import { addUsage, type UsageEvent } from './usage-rollup.js';
+import { fenceCondition, mayHaveLanded, takeBackAdmission } from './unconfirmed-admission.js';
 import { windowsAt, type Windows } from './windows.js';
 
 const NOTHING: SettledUsage = { promptTokens: 0, completionTokens: 0 };
@@ -187,7 +188,11 @@ export class AdmissionControl {
     // One of the two refused: the place taken in the other was taken for nothing; give it back.
     if (keyWrite.status === 'fulfilled') await releaseHold(this.store, { ...admission, modelId: undefined }, NOTHING, 0, this.settleBudgetMs).catch(() => undefined);
     if (modelId && modelWrite.status === 'fulfilled') await releaseModelHold(this.store, admission, this.settleBudgetMs).catch(() => undefined);
-    throw keyWrite.status === 'rejected' ? keyWrite.reason : (modelWrite as PromiseRejectedResult).reason;
+    const failure: unknown = keyWrite.status === 'rejected' ? keyWrite.reason : (modelWrite as PromiseRejectedResult).reason;
+    // Both writes may have timed out: the error thrown carries both take-backs.
+    const takeBacks = [keyWrite, modelWrite].flatMap((w) => (w.status === 'rejected' && w.reason instanceof AdmissionUnavailableError && w.reason.takeBack ? [w.reason.takeBack] : []));
+    if (failure instanceof AdmissionUnavailableError && takeBacks.length > 0) failure.takeBack = Promise.all(takeBacks).then(() => undefined);
+    throw failure;
   }
 
   /**
@@ -361,12 +366,25 @@ export class AdmissionControl {
     for (let attempt = 0; ; attempt++) {
       try {
         const input = updateInput(this.store, key, adds, [], conditionExpression(conditions), holdId ? { [`h_${holdId}`]: hold } : {}, conditions);
+        // A hold-taking write is fenced: a take-back of one that timed out can refuse it if it lands late.
+        const fence = fenceCondition(this.now());
+        const fenced = holdId
+          ? {
+              ConditionExpression: [input.ConditionExpression, fence.expression].filter(Boolean).join(' AND '),
+              ExpressionAttributeNames: { ...input.ExpressionAttributeNames, ...fence.names },
+              ExpressionAttributeValues: { ...input.ExpressionAttributeValues, ...fence.values },
+            }
+          : {};
         const out = await this.store.client.send(
-          new UpdateCommand({ ...input, ReturnValues: 'ALL_NEW', ReturnValuesOnConditionCheckFailure: 'ALL_OLD' }),
+          new UpdateCommand({ ...input, ...fenced, ReturnValues: 'ALL_NEW', ReturnValuesOnConditionCheckFailure: 'ALL_OLD' }),
         );
         return out.Attributes ?? {};
       } catch (error) {
-        if (!(error instanceof ConditionalCheckFailedException)) throw unavailable(error);
+        if (!(error instanceof ConditionalCheckFailedException)) {
+          const failure = unavailable(error);
+          if (holdId && mayHaveLanded(error)) failure.takeBack = takeBackAdmission(this.store, key, holdId, adds, this.now);
+          throw failure;
+        }
         const item = error.Item ? unmarshall(error.Item) : {};
         const failed = conditions.find((c) => !passes(c, item));
         const reclaimable = expiredHolds(item, Math.floor(this.now() / 1000));

@@ -30,6 +30,8 @@ export class AdmissionRejectedError extends Error {
 /** DynamoDB could not be reached in time, so limits can't be checked. */
 export class AdmissionUnavailableError extends Error {
   override readonly name = 'AdmissionUnavailableError';
+  /** Undoing a write that timed out but may still land (see unconfirmed-admission.ts): run it after the response. */
+  takeBack?: Promise<void>;
 }
 
 const REJECTION_MESSAGES: Record<RejectionReason, string> = {

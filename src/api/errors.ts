@@ -11,6 +11,7 @@ import { AliasStoreUnavailableError } from '../routing/alias-store.js';
 import { AliasTargetMissingError } from '../routing/model-resolver.js';
 import { RoutingError } from '../routing/routing-errors.js';
 import { BackendError } from '../backends/errors.js';
+import { GuardrailBlockedError } from '../guardrails/guarded-backend.js';
 import { rateLimitHeaders } from './rate-limit-headers.js';
 
 export interface ApiErrorOptions {
@@ -185,12 +186,16 @@ export function toApiError(error: unknown, opts: ToApiErrorOptions = {}): ApiErr
     return new ApiError(400, error.message, { code: 'invalid_cache_header', param: error.header });
   }
 
+  if (error instanceof GuardrailBlockedError) {
+    return new ApiError(400, error.message, { code: 'content_filter', param: promptParam });
+  }
   if (error instanceof RoutingError) {
     return new ApiError(error.status, error.message, {
       code: error.code,
       ...(error.code === 'model_unavailable' ? { headers: { 'retry-after': '1' } } : {}),
     });
   }
+
   if (error instanceof BackendError) return backendApiError(error);
 
   if (error instanceof EngineError) {

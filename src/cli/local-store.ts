@@ -9,6 +9,7 @@ import {
   tableSchema,
   type StaticCredentials,
   type Store,
+  type TableSchema,
 } from '../store/index.js';
 
 export interface LocalStore {
@@ -55,8 +56,9 @@ export async function openLocalStore(config: AigwConfig, options: LocalStoreOpti
     const same = await findRunning(config);
     const credentials = same && sameEndpoint(same.endpoint, config.dynamodb.endpoint) ? same.credentials : undefined;
     const region = (credentials && same?.region) || config.dynamodb.region;
-    const client = createDynamoDbClient({ endpoint: config.dynamodb.endpoint, region, credentials, requestTimeoutMs: config.dynamodb.timeout_ms });
-    await ensureTable(client, schema);
+    const connection = { endpoint: config.dynamodb.endpoint, region, credentials };
+    await setUpTable(connection, schema);
+    const client = createDynamoDbClient({ ...connection, requestTimeoutMs: config.dynamodb.timeout_ms });
     return { store: { client, tableName: schema.tableName }, close: async () => client.destroy() };
   }
 
@@ -72,8 +74,15 @@ export async function openLocalStore(config: AigwConfig, options: LocalStoreOpti
   }
 
   const local = await startDynamoDbLocal({ dataDir: config.dynamodb.data_dir });
-  const client = createDynamoDbClient({ endpoint: local.endpoint, region: config.dynamodb.region, credentials: local.credentials, requestTimeoutMs: config.dynamodb.timeout_ms });
-  await ensureTable(client, schema);
+  const connection = { endpoint: local.endpoint, region: config.dynamodb.region, credentials: local.credentials };
+  try {
+    await setUpTable(connection, schema);
+  } catch (error) {
+    // Nothing may outlive a failed start: the caller gets the error and no Java process.
+    await local.stop();
+    throw error;
+  }
+  const client = createDynamoDbClient({ ...connection, requestTimeoutMs: config.dynamodb.timeout_ms });
   if (options.advertise) {
     const info: RunningDynamoDb = { endpoint: local.endpoint, region: config.dynamodb.region, pid: process.pid, credentials: local.credentials };
     await writeFile(runningFile(config), `${JSON.stringify(info)}\n`, { mode: 0o600 });
@@ -86,6 +95,22 @@ export async function openLocalStore(config: AigwConfig, options: LocalStoreOpti
       await local.stop();
     },
   };
+}
+
+/**
+ * Creating the table is start-up work, not a request: a freshly started DynamoDB Local (a JVM
+ * warming up, on a busy machine) can take seconds to answer it, so it gets its own deadline
+ * instead of the per-request timeout_ms.
+ */
+const TABLE_SETUP_TIMEOUT_MS = 60_000;
+
+async function setUpTable(connection: Omit<Parameters<typeof createDynamoDbClient>[0], 'requestTimeoutMs'>, schema: TableSchema): Promise<void> {
+  const client = createDynamoDbClient({ ...connection, requestTimeoutMs: TABLE_SETUP_TIMEOUT_MS });
+  try {
+    await ensureTable(client, schema);
+  } finally {
+    client.destroy();
+  }
 }
 
 /** Whether two endpoint URLs name the same server (localhost and 127.0.0.1 alike). */

@@ -8,6 +8,7 @@ import { ResponseCache } from '../cache/index.js';
 import { loadConfig, type AigwConfig } from '../config/index.js';
 import { unloadAllModels } from '../engine/index.js';
 import { createGateway } from '../gateway.js';
+import { gatewayServices } from '../gateway-services.js';
 import { createModelResolver, routedModels } from '../routing/index.js';
 import { loadServedModels } from './served-models.js';
 import { openLocalStore } from './local-store.js';
@@ -48,6 +49,9 @@ export async function serve(config: AigwConfig, options: { join: boolean } = { j
     const served = await loadServedModels(config, say);
     const firstModel = served.registry.list()[0]!.id;
 
+    const services = gatewayServices(config, local.store, { flushEachRequest: false });
+    cleanups.push(() => services.close());
+    await services.auditConfiguration();
     const control = new AdmissionControl(local.store, { leaseSeconds: config.admission.lease_seconds });
     const models = routedModels(served.registry.backends(), served.caps, config.routing, control);
     const gateway = createGateway({
@@ -73,6 +77,8 @@ export async function serve(config: AigwConfig, options: { join: boolean } = { j
       },
       allowedOrigins: config.gateway.allowed_origins,
       metrics,
+      guardrails: services.guardrails,
+      onRequestFinished: services.onRequestFinished,
     });
     const server = await serveNode(gateway, { host: config.gateway.host, port: config.gateway.port });
     cleanups.push(() => server.close());
