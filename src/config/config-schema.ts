@@ -219,6 +219,8 @@ const modelEntry = z
       max_tokens: integer(1, 1_048_576).optional(),
       max_concurrent_requests: integer(0, 1_000_000).default(0),
       timeout_ms: integer(100, 900_000).optional(),
+      // The upstream takes vLLM's continue_final_message (aigw, vLLM): a fallback chain may resume a broken stream on it.
+      continue_final_message: flag().optional(),
     },
     { error: 'expected a table of model settings ([[models]])' },
   )
@@ -229,7 +231,7 @@ const modelEntry = z
       return;
     }
     if (entry.base_url === undefined) {
-      for (const key of ['upstream_model', 'api_key_env', 'api_key_secret', 'timeout_ms', 'context_length'] as const) {
+      for (const key of ['upstream_model', 'api_key_env', 'api_key_secret', 'timeout_ms', 'context_length', 'continue_final_message'] as const) {
         if (entry[key] !== undefined) problem(key, `${key} is for an upstream (base_url); a local package has its own (manifest.json)`);
       }
       return;

@@ -186,6 +186,11 @@ async function* runChain(options: FallbackChainOptions, run: ChainRun): AsyncGen
     };
     const continuing = partial.length > 0;
     const last = index === options.targets.length - 1;
+    if (continuing && shownTokens >= replyBudget(run)) {
+      // The stream broke just as the reply reached max_tokens: it is complete.
+      yield { type: 'finish', finishReason: 'length', text: '', usage: { promptTokens: replyPromptTokens ?? 0, completionTokens: shownTokens } };
+      return;
+    }
     if (!continuing && !run.prepared.has(index)) continue; // skipped when preparing (recorded there)
     if (continuing && !canContinue(backend, input)) {
       record('cannot_continue');
@@ -290,10 +295,14 @@ async function* runChain(options: FallbackChainOptions, run: ChainRun): AsyncGen
   throw lastError ?? new RoutingError('model_unavailable', 503, `No target of the model \`${options.id}\` is available right now. Please try again shortly.`);
 }
 
+/** The reply's completion tokens over every target: the client's max_tokens, or the most any target allowed. */
+function replyBudget(run: ChainRun): number {
+  return run.params.maxTokens ?? Math.max(...[...run.prepared.values()].map((p) => p.maxTokens));
+}
+
 /** The target's preparation for continuing `partial`, with what is left of the reply's token budget. */
 async function prepareContinuation(backend: ModelBackend, run: ChainRun, partial: string, shownTokens: number): Promise<PreparedGeneration> {
-  const budget = run.params.maxTokens ?? Math.max(...[...run.prepared.values()].map((p) => p.maxTokens));
-  return backend.prepare(continuationInput(run.input, partial), { ...run.params, maxTokens: Math.max(budget - shownTokens, 1) }, run.context);
+  return backend.prepare(continuationInput(run.input, partial), { ...run.params, maxTokens: replyBudget(run) - shownTokens }, run.context);
 }
 
 /** The iterator's next result, or a DeadlineError after `ms` (none without). */

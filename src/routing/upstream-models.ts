@@ -53,6 +53,7 @@ export function upstreamModelBackend(entry: ModelEntryConfig, apiKey: string | u
     apiKey,
     timeoutMs: entry.timeout_ms,
     ownedBy: new URL(entry.base_url).host,
+    continuesChat: entry.continue_final_message === true,
   });
 }
 

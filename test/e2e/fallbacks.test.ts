@@ -193,6 +193,17 @@ describe('after the first token', () => {
     expect(b.requests[0]!.body.max_tokens).toBe(3);
   });
 
+  it('a stream cut exactly at max_tokens ends there, without asking another target', async () => {
+    const { client, logs } = await startGateway({ fallbacks: { a: ['b'] } });
+    a.next({ kind: 'cut', afterTokens: 4 });
+    const { text, usage, finish } = await streamText(client, { model: 'a', max_tokens: 4 });
+    expect(text).toBe('a0 a1 a2 a3 ');
+    expect(finish).toBe('length');
+    expect(usage!.completion_tokens).toBe(4);
+    expect(b.requests).toHaveLength(0);
+    expect(logs()[0]).toMatchObject({ fallbacks: ['stream_cut'] });
+  });
+
   it('a stream that stalls mid-way is continued after the stall deadline', async () => {
     const { client, logs } = await startGateway({ fallbacks: { a: ['b'] }, stallTimeoutMs: 400 });
     a.next({ kind: 'stall_after', afterTokens: 4 });
@@ -327,10 +338,13 @@ describe('route rules', () => {
 
   it('sends each request where its rule says, logs the decision, and falls back within the chosen target', async () => {
     const { client, logs } = await startGateway({ routes, fallbacks: { c: ['b'] } });
-    const served = async (body: { messages?: typeof messages; max_tokens?: number }, headers: Record<string, string> = {}) => {
+    let expectModel: string | undefined;
+    const served = async (body: { messages?: typeof messages; max_tokens?: number }, headers: Record<string, string> = {}): Promise<string> => {
       const answer = await client.chat.completions.create({ model: 'assistant', messages, ...body }, { headers });
-      expect(answer.model).toBe('assistant');
-      return answer.choices[0]!.message.content!.slice(0, 2);
+      const text = answer.choices[0]!.message.content!;
+      // The model field names the version the route picked.
+      expect(answer.model).toBe(expectModel ?? `${text[0]}@1`);
+      return text.slice(0, 2);
     };
     expect(await served({})).toBe('a0');
     expect(await served({ messages: [{ role: 'user', content: 'word '.repeat(40) }] })).toBe('b0');
@@ -338,6 +352,8 @@ describe('route rules', () => {
     expect(await served({ messages: [{ role: 'user', content: 'Read this Contract.' }] })).toBe('b0');
     expect(await served({}, { 'x-aigw-route': 'heavy' })).toBe('c0');
     c.always({ kind: 'status', status: 503 });
+    // Named before the run: the route's pick (c), though its fallback b wrote the answer.
+    expectModel = 'c@1';
     expect(await served({}, { 'x-aigw-route': 'heavy' })).toBe('b0');
     expect(logs().map((l) => [l.route, l.routeReason, l.routeTarget])).toEqual([
       ['default', 'default', 'a'],

@@ -152,11 +152,13 @@ async function answer(
       : { object: 'text_completion', choices: [{ index: 0, text: text ?? '', finish_reason: finish }] };
 
   if (chat) send({ object: 'chat.completion.chunk', choices: [{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }] });
-  for (let i = 0; i < count; i++) {
+  for (let i = 0; i <= count; i++) {
+    // A cut may fall after the last token too, before the finish.
     if (i === limit) {
       if (behavior.kind === 'cut') res.destroy();
       return; // stall_after: the connection stays open and silent
     }
+    if (i === count) break;
     send(delta(`${label}${start + i} `, null));
     // One token per write, so a cut after N tokens has sent exactly N.
     await new Promise((resolve) => (tokenDelayMs > 0 ? setTimeout(resolve, tokenDelayMs) : setImmediate(resolve)));
