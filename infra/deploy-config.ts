@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { parse as parseToml, stringify as stringifyToml } from 'smol-toml';
 import { z } from 'zod';
 import { ConfigError, parseConfig, usdMicros } from '../src/config/index.js';
+import { parseWordList } from '../src/guardrails/guardrail-policy.js';
 import { isKnownRegion } from './regions.js';
 
 /** Thrown for an unreadable or invalid `[deploy]` section; the message names the offending key. */
@@ -233,7 +234,26 @@ export function parseDeployConfig(tomlText: string, source = 'aigw.toml'): Deplo
   const gatewaySections = Object.fromEntries(
     Object.entries(document).filter(([section]) => !LOCAL_ONLY_SECTIONS.includes(section)),
   );
+  inlineWordLists(gatewaySections);
   return deployConfigFrom(document.deploy, { budgetAlertPercents, gatewayToml: stringifyToml(gatewaySections) });
+}
+
+/**
+ * The gateway function has no access to the files beside aigw.toml: a guardrail word list
+ * (`words = "file"`) travels as `terms` in AIGW_CONFIG, read here at synth (the environment's
+ * 4 KB limit, checked by the stack, bounds how big it may be).
+ */
+function inlineWordLists(sections: Record<string, unknown>): void {
+  const rules = (sections.guardrails as { rules?: Record<string, Record<string, unknown>> } | undefined)?.rules ?? {};
+  for (const [name, rule] of Object.entries(rules)) {
+    if (typeof rule.words !== 'string') continue;
+    try {
+      rule.terms = [...((rule.terms as string[] | undefined) ?? []), ...parseWordList(readFileSync(rule.words, 'utf8'))];
+    } catch (error) {
+      throw new DeployConfigError(`guardrails.rules.${name}.words: cannot read ${rule.words}: ${(error as Error).message}`);
+    }
+    delete rule.words;
+  }
 }
 
 /** Loads the deployment settings; a missing file means every default. */
