@@ -51,8 +51,9 @@ const backends = new Map(
   ]),
 );
 const limitsControl = new AdmissionControl(stores.limits, { leaseSeconds: config.admission.lease_seconds });
-// Each model function's reserved concurrency is its hard cap; no second cap here.
-const models = routedModels(backends, new Map(), config.routing, limitsControl);
+// Counted in DynamoDB across every gateway, so the cap holds with or without a reservation.
+const modelCaps = new Map(modelFunctions.flatMap((fn) => (fn.maxConcurrentRequests ? [[fn.name, fn.maxConcurrentRequests] as const] : [])));
+const models = routedModels(backends, modelCaps, config.routing, limitsControl);
 
 // Audit records and OTLP export go to the local replica and the collector; flushed per request
 // because Lambda may freeze the process as soon as the response is done.

@@ -15,6 +15,7 @@ import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
 import type { DeployConfig } from './deploy-config.js';
+import { acknowledge } from './rule-packs.js';
 import { DIMENSION, GATEWAY_SERVICE_NAME, METRIC, METRIC_NAMESPACE, SERVICE_DIMENSION, gatewayDimensions } from '../src/telemetry/metric-names.js';
 
 function gatewayMetric(
@@ -54,7 +55,14 @@ export class GatewayAlarms extends Construct {
     super(scope, id);
     const { config } = props;
     this.topic = new Topic(this, 'Topic', { displayName: 'aigw budget alarms', enforceSSL: true });
-    if (config.alarmEmail) this.topic.addSubscription(new EmailSubscription(config.alarmEmail));
+    if (config.alarmEmail) {
+      this.topic.addSubscription(new EmailSubscription(config.alarmEmail));
+      acknowledge(
+        this.topic,
+        'Serverless-SNSRedrivePolicy',
+        'an e-mail that can\'t be delivered needs no queue to replay it: the alarm state stays in CloudWatch and on the dashboard',
+      );
+    }
     const action = new SnsAction(this.topic);
 
     const thresholdMicroUsd = Math.round((config.dailySpendAlarmUsd * 1_000_000) / config.regions.length);
@@ -111,17 +119,20 @@ export class GatewayDashboard extends Construct {
         gatewayMetric(name, statistic, { region, label: several ? `${label} ${region}` : label }),
       );
 
-    const rejectionsByReason = regions.map(
-      (region) =>
-        new MathExpression({
-          expression:
-            `SEARCH('{${METRIC_NAMESPACE},${DIMENSION.reason},${SERVICE_DIMENSION}} ` +
-            `MetricName="${METRIC.rejections}" ${SERVICE_DIMENSION}="${GATEWAY_SERVICE_NAME}"', 'Sum', 300)`,
-          searchRegion: region,
-          label: several ? region : undefined,
-          period: Duration.minutes(5),
-        }),
-    );
+    // A line per value of the metric's dimension, whatever values appear (SEARCH).
+    const byDimension = (metric: string, dimension: string): IMetric[] =>
+      regions.map(
+        (region) =>
+          new MathExpression({
+            expression:
+              `SEARCH('{${METRIC_NAMESPACE},${dimension},${SERVICE_DIMENSION}} ` +
+              `MetricName="${metric}" ${SERVICE_DIMENSION}="${GATEWAY_SERVICE_NAME}"', 'Sum', 300)`,
+            searchRegion: region,
+            label: several ? region : undefined,
+            period: Duration.minutes(5),
+          }),
+      );
+    const rejectionsByReason = byDimension(METRIC.rejections, DIMENSION.reason);
 
     this.dashboard = new Dashboard(this, 'Dashboard', {
       dashboardName: 'aigw',
@@ -168,6 +179,11 @@ export class GatewayDashboard extends Construct {
         width: 8,
       }),
       new AlarmStatusWidget({ title: 'Budget alarms', alarms: [...props.alarms], width: 8 }),
+    );
+    this.dashboard.addWidgets(
+      new GraphWidget({ title: 'Route decisions by rule', left: byDimension(METRIC.routeDecisions, DIMENSION.routeReason), width: 8 }),
+      new GraphWidget({ title: 'Fallbacks by trigger', left: byDimension(METRIC.fallbacks, DIMENSION.trigger), width: 8 }),
+      new GraphWidget({ title: 'Continued replies', left: perRegion(METRIC.continuations, 'Sum', 'continued'), width: 8 }),
     );
   }
 }

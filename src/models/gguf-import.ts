@@ -130,7 +130,9 @@ export async function importGgufFile(file: string, opts: GgufImportOptions): Pro
   }
   const embedding = parsed.tensorInfos.find((t) => t.name === 'token_embd.weight');
   if (!embedding) throw new GgufImportError('invalid_gguf', `${file} has no token_embd.weight tensor`);
-  const shape = shapeOf(metadata, arch, Number(embedding.shape[1]));
+  // No output.weight: lm_head is the embedding table (Qwen2.5-0.5B, Llama 3.2 1B).
+  const tied = !parsed.tensorInfos.some((t) => t.name === 'output.weight');
+  const shape: LlamaShape = { ...shapeOf(metadata, arch, Number(embedding.shape[1])), tieWordEmbeddings: tied };
   const tokenizer = convertGgufTokenizer(metadata, shape.vocabSize);
   const weights = new GgufWeights(shape, { file: path.resolve(file), tensors: parsed.tensorInfos, dataOffset: parsed.tensorDataOffset }, arch === 'llama');
 
@@ -153,7 +155,6 @@ export async function importGgufFile(file: string, opts: GgufImportOptions): Pro
     if (layout === 'genai') await rm(path.join(tmpDir, 'onnx'), { recursive: true });
     await writeJson(path.join(tmpDir, 'tokenizer.json'), tokenizer.tokenizerJson);
     await writeJson(path.join(tmpDir, 'tokenizer_config.json'), tokenizer.tokenizerConfig);
-    const tied = !weights.has('output.weight');
     await writeJson(path.join(tmpDir, 'config.json'), configJson(arch, shape, tokenizer.bosTokenId, tokenizer.eosTokenIds, tied));
     await writeJson(path.join(tmpDir, 'generation_config.json'), {
       ...(tokenizer.bosTokenId === undefined ? {} : { bos_token_id: tokenizer.bosTokenId }),

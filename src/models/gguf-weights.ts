@@ -32,7 +32,7 @@ export function requantizeBits(type: GgmlType): 4 | 8 {
 }
 
 /** Q4_0 block (f16 d, 16 bytes: value j in the low nibble of byte j, value j+16 in the high) to MatMulNBits's nibble order. */
-function repackQ4_0(raw: Uint8Array, rows: number, k: number): QuantizedMatrix {
+export function repackQ4_0(raw: Uint8Array, rows: number, k: number): QuantizedMatrix {
   const blocks = k / 32;
   const data = new Uint8Array(rows * blocks * 16);
   const scales = new Float32Array(rows * blocks);
@@ -47,7 +47,7 @@ function repackQ4_0(raw: Uint8Array, rows: number, k: number): QuantizedMatrix {
 }
 
 /** Q8_0 block (f16 d, 32 int8) to MatMulNBits 8-bit: stored byte = q + 128. */
-function repackQ8_0(raw: Uint8Array, rows: number, k: number): QuantizedMatrix {
+export function repackQ8_0(raw: Uint8Array, rows: number, k: number): QuantizedMatrix {
   const blocks = k / 32;
   const data = new Uint8Array(rows * blocks * 32);
   const scales = new Float32Array(rows * blocks);

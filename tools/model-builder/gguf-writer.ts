@@ -157,7 +157,8 @@ function tensorPlans(opts: WriteGgufOptions): TensorPlan[] {
     }
   }
   plans.push(vector('output_norm.weight', () => source.finalNorm()));
-  plans.push(matrix('output.weight', vocabSize, e, () => transpose(source.lmHead(), e, vocabSize)));
+  // Tied embeddings: no output.weight, llama.cpp then reuses token_embd, as Qwen2.5-0.5B's files do.
+  if (!shape.tieWordEmbeddings) plans.push(matrix('output.weight', vocabSize, e, () => transpose(source.lmHead(), e, vocabSize)));
   return plans;
 }
 

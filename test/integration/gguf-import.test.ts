@@ -1,0 +1,146 @@
+// `aigw models import <file.gguf>` on GGUF files the builder writes: the package it makes (configs,
+// tokenizer, chat template, special tokens), both ONNX layouts, and the files it refuses, by name.
+import { readFile, truncate, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { Command } from 'commander';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { modelsCommand } from '../../src/cli/models-command.js';
+import { generate, loadModel, unloadAllModels } from '../../src/engine/index.js';
+import { GgufImportError } from '../../src/models/errors.js';
+import { importGgufFile } from '../../src/models/gguf-import.js';
+import { readManifest } from '../../src/models/index.js';
+import { INST_TEMPLATE, byteLevelVocab } from '../../tools/model-builder/gguf-vocab.js';
+import { writeGgufModel } from '../../tools/model-builder/gguf-writer.js';
+import { presetShape } from '../../tools/model-builder/presets.js';
+import { CHATML_TEMPLATE } from '../../tools/model-builder/tokenizer-writer.js';
+import { TestGgufFiles } from '../helpers/test-gguf.js';
+
+let files: TestGgufFiles;
+
+beforeAll(async () => {
+  files = await TestGgufFiles.create();
+});
+
+afterAll(async () => {
+  await unloadAllModels();
+  await files?.remove();
+});
+
+async function greedy(dir: string, text: string): Promise<number[]> {
+  const model = await loadModel(dir, { threads: 1 });
+  const tokens: number[] = [];
+  for await (const event of generate(model, model.tokenizer.encode(text), { temperature: 0, maxTokens: 12, ignoreEos: true })) {
+    if (event.type === 'token') tokens.push(event.tokenId);
+  }
+  return tokens;
+}
+
+/** A copy of a GGUF file with one same-length byte string replaced (the first occurrence after `after`). */
+async function patched(file: string, after: string, from: string, to: string): Promise<string> {
+  const bytes = await readFile(file);
+  const anchor = bytes.indexOf(after);
+  const at = bytes.indexOf(from, anchor + after.length);
+  expect(anchor).toBeGreaterThan(0);
+  expect(at).toBeGreaterThan(anchor);
+  bytes.write(to, at);
+  const out = `${file}.${to}.gguf`;
+  await writeFile(out, bytes);
+  return out;
+}
+
+describe('the package', () => {
+  it('carries the GGUF chat template, BOS/EOS and add_bos of a SentencePiece model', async () => {
+    const dir = await files.imported({ architecture: 'llama', fileType: 'Q4_0', tokenizer: 'spm' });
+    const manifest = await readManifest(dir);
+    expect(manifest).toMatchObject({ layout: 'optimum', onnxFile: 'onnx/model.onnx', contextLength: 2048, eosTokenIds: [2], bosTokenId: 1 });
+    const config = JSON.parse(await readFile(path.join(dir, 'tokenizer_config.json'), 'utf8'));
+    expect(config).toMatchObject({ chat_template: INST_TEMPLATE, bos_token: '<s>', eos_token: '</s>', add_bos_token: true });
+    const model = await loadModel(dir, { threads: 1 });
+    // The chat template starts with bos_token, as Llama/Mistral templates do.
+    expect(model.encodeChat([{ role: 'user', content: 'Hello' }])[0]).toBe(1);
+    // tokenizer.json's post-processor adds BOS the way Hugging Face's tokenizer(prompt) does.
+    const json = JSON.parse(await readFile(path.join(dir, 'tokenizer.json'), 'utf8'));
+    expect(json.post_processor.single[0]).toEqual({ SpecialToken: { id: '<s>', type_id: 0 } });
+  });
+
+  it('of a Qwen2 model: ChatML, <|im_end|> ends a turn, no BOS added', async () => {
+    const dir = await files.imported({ architecture: 'qwen2', fileType: 'Q8_0', tokenizer: 'bpe-qwen2' });
+    const config = JSON.parse(await readFile(path.join(dir, 'tokenizer_config.json'), 'utf8'));
+    expect(config).toMatchObject({ chat_template: CHATML_TEMPLATE, eos_token: '<|im_end|>', add_bos_token: false });
+    const model = await loadModel(dir, { threads: 1 });
+    const ids = model.encodeChat([{ role: 'user', content: 'Hi' }]);
+    expect(model.tokenizer.decode(ids)).toBe('<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n');
+  });
+
+  it('generates the same greedy tokens in the Optimum and onnxruntime-genai layouts', async () => {
+    const options = { architecture: 'qwen2', fileType: 'Q4_0', tokenizer: 'bpe-qwen2' } as const;
+    const optimum = await greedy(await files.imported(options, 'optimum'), 'The library opens at nine.');
+    expect(optimum).toHaveLength(12);
+    expect(await greedy(await files.imported(options, 'genai'), 'The library opens at nine.')).toEqual(optimum);
+  });
+
+  it('keeps float tensors float, or quantizes them on request (--precision)', async () => {
+    const file = await files.gguf({ architecture: 'llama', fileType: 'F32', tokenizer: 'spm' });
+    const fp32 = path.join(files.dir, 'f32-as-fp32');
+    const int8 = path.join(files.dir, 'f32-as-int8');
+    const result = await importGgufFile(file, { outDir: fp32 });
+    expect(result.tensors).toEqual([{ type: 'F32', count: 30, treatment: 'float' }]);
+    await importGgufFile(file, { outDir: int8, floatPrecision: 'int8' });
+    const size = async (dir: string) => (await readManifest(dir)).files.reduce((sum, f) => sum + f.size, 0);
+    // The matrices shrink 4x; the fp32 embedding table and rotary caches stay.
+    expect(await size(int8)).toBeLessThan((await size(fp32)) / 2);
+    expect(await greedy(int8, 'Hello world')).toHaveLength(12);
+  });
+});
+
+describe('refusals name what is unsupported', () => {
+  it('an architecture other than llama and qwen2', async () => {
+    const file = await patched(await files.gguf({ architecture: 'llama', fileType: 'Q4_0', tokenizer: 'spm' }), 'general.architecture', 'llama', 'gemma');
+    await expect(importGgufFile(file, { outDir: path.join(files.dir, 'gemma') })).rejects.toThrow(
+      new GgufImportError('unsupported_architecture', 'GGUF architecture "gemma" is not supported; supported: llama (Llama 2/3, Mistral), qwen2 (Qwen2, Qwen2.5)'),
+    );
+  });
+
+  it('a pre-tokenizer whose regex aigw does not know', async () => {
+    const file = path.join(files.dir, 'deepseek-pre.gguf');
+    const shape = presetShape('tiny');
+    await writeGgufModel({ file, shape, seed: 1, architecture: 'qwen2', fileType: 'Q4_0', vocab: await byteLevelVocab(shape.vocabSize, 'deepseek-llm') });
+    await expect(importGgufFile(file, { outDir: path.join(files.dir, 'deepseek') })).rejects.toThrow(/pre-tokenizer "deepseek-llm" is not supported; supported: qwen2, llama-bpe, gpt-2/);
+  });
+
+  it('a tensor type without a decoder', async () => {
+    // Tensor type ids follow the tensor's name and dims; Q4_0 (2) becomes Q4_1 (3) for blk.0.attn_q.
+    const source = await files.gguf({ architecture: 'qwen2', fileType: 'Q4_0', tokenizer: 'bpe-qwen2' });
+    const bytes = await readFile(source);
+    const name = Buffer.from('blk.0.attn_q.weight');
+    const typeAt = bytes.indexOf(name) + name.length + 4 + 2 * 8;
+    expect(bytes.readUInt32LE(typeAt)).toBe(2);
+    bytes.writeUInt32LE(3, typeAt);
+    const file = path.join(files.dir, 'q4_1.gguf');
+    await writeFile(file, bytes);
+    await expect(importGgufFile(file, { outDir: path.join(files.dir, 'q4_1') })).rejects.toThrow(/GGUF tensors of type Q4_1 are not supported/);
+  });
+
+  it('a truncated download, and a folder that already exists', async () => {
+    const source = await files.gguf({ architecture: 'qwen2', fileType: 'Q4_0', tokenizer: 'bpe-qwen2' });
+    const file = path.join(files.dir, 'truncated.gguf');
+    await writeFile(file, await readFile(source));
+    await truncate(file, 2_000_000);
+    await expect(importGgufFile(file, { outDir: path.join(files.dir, 'truncated') })).rejects.toThrow(/ends inside tensor .*; the download is incomplete/);
+    await expect(importGgufFile(source, { outDir: files.dir })).rejects.toThrow(/already exists/);
+  });
+});
+
+it('runs as `aigw models import` and, through the alias, `aigw model import`', async () => {
+  const file = await files.gguf({ architecture: 'qwen2', fileType: 'Q4_0', tokenizer: 'bpe-qwen2' });
+  const out = path.join(files.dir, 'from-cli');
+  const log = vi.spyOn(console, 'log').mockImplementation(() => undefined);
+  try {
+    const program = new Command('aigw').exitOverride().addCommand(modelsCommand());
+    await program.parseAsync(['model', 'import', file, '--out', out, '--name', 'tiny-qwen'], { from: 'user' });
+    expect(log.mock.calls.join('\n')).toMatch(/imported tiny-qwen@1 \(qwen2; 30 Q4_0 repacked\) into .*from-cli/);
+  } finally {
+    log.mockRestore();
+  }
+  expect((await readManifest(out)).name).toBe('tiny-qwen');
+});
