@@ -27,7 +27,14 @@ import { startGeneration, type AdmissionSetup, type CacheSetup } from './generat
 import { stickinessKey, type ModelResolver } from './routing/index.js';
 import { describeError as describe, streamedResponse, wholeResponse } from './generation-response.js';
 import { guardedBackend, guardrailOutcome, type GuardrailPolicy } from './guardrails/index.js';
-import { emitBudgetThresholdCrossed, emitModelVersionMetrics, emitRequestMetrics, requestLog, type RequestLine, type RequestLogger } from './telemetry/index.js';
+import {
+  emitBudgetThresholdCrossed,
+  emitModelVersionMetrics,
+  emitRequestMetrics,
+  requestLog,
+  type RequestLine,
+  type RequestLogger,
+} from './telemetry/index.js';
 
 export interface GatewayOptions {
   /** Public model id → backend: bare names and exact versions (`qwen@4`), see ModelRegistry. */

@@ -59,7 +59,7 @@ function checkInput(input: GenerationInput, set: GuardrailSet, observer: Guardra
   };
   // Each message on its own: a term split between two messages is not in either.
   const checked: GenerationInput =
-    input.kind === 'chat' ? { kind: 'chat', messages: input.messages.map((m) => ({ ...m, content: check(m.content) })) } : { kind: 'text', prompt: check(input.prompt) };
+    input.kind === 'chat' ? { ...input, messages: input.messages.map((m) => ({ ...m, content: check(m.content) })) } : { kind: 'text', prompt: check(input.prompt) };
   observer.onHits('input', hits);
   observer.onInput?.(checked);
   return checked;
