@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { parse as parseToml, stringify as stringifyToml } from 'smol-toml';
 import { z } from 'zod';
 import { ConfigError, parseConfig, usdMicros, type AigwConfig } from '../src/config/index.js';
+import { parseWordList } from '../src/guardrails/guardrail-policy.js';
 import { isKnownRegion } from './regions.js';
 
 /** Thrown for an unreadable or invalid `[deploy]` section; the message names the offending key. */
@@ -259,11 +260,30 @@ export function parseDeployConfig(tomlText: string, source = 'aigw.toml'): Deplo
     if (upstreams.length > 0) gatewaySections.models = upstreams.map(({ index }) => raw[index]);
     else delete gatewaySections.models;
   }
+  inlineWordLists(gatewaySections);
   return deployConfigFrom(document.deploy, {
     budgetAlertPercents: parsed.admission.budget_alert_percents,
     gatewayToml: stringifyToml(gatewaySections),
     upstreamKeySecrets: upstreams.flatMap(({ entry }) => (entry.api_key_secret === undefined ? [] : [entry.api_key_secret])),
   });
+}
+
+/**
+ * The gateway function has no access to the files beside aigw.toml: a guardrail word list
+ * (`words = "file"`) travels as `terms` in AIGW_CONFIG, read here at synth (the environment's
+ * 4 KB limit, checked by the stack, bounds how big it may be).
+ */
+function inlineWordLists(sections: Record<string, unknown>): void {
+  const rules = (sections.guardrails as { rules?: Record<string, Record<string, unknown>> } | undefined)?.rules ?? {};
+  for (const [name, rule] of Object.entries(rules)) {
+    if (typeof rule.words !== 'string') continue;
+    try {
+      rule.terms = [...((rule.terms as string[] | undefined) ?? []), ...parseWordList(readFileSync(rule.words, 'utf8'))];
+    } catch (error) {
+      throw new DeployConfigError(`guardrails.rules.${name}.words: cannot read ${rule.words}: ${(error as Error).message}`);
+    }
+    delete rule.words;
+  }
 }
 
 /** Loads the deployment settings; a missing file means every default. */

@@ -277,6 +277,13 @@ async function scanKeyItems(store: Store, keyId?: string): Promise<Record<string
   return items;
 }
 
+async function keyItemById(store: Store, keyId: string): Promise<Record<string, unknown>> {
+  if (!KEY_ID_PATTERN.test(keyId)) throw new ApiKeyNotFoundError(keyId);
+  const [item] = await scanKeyItems(store, keyId);
+  if (item === undefined) throw new ApiKeyNotFoundError(keyId);
+  return item;
+}
+
 /** All keys, oldest first. */
 export async function listApiKeys(store: Store): Promise<ApiKeyRecord[]> {
   const records = (await scanKeyItems(store)).map(toRecord);
@@ -292,9 +299,7 @@ export async function revokeApiKey(
   keyId: string,
   options: ApiKeyCacheOption = {},
 ): Promise<ApiKeyRecord> {
-  if (!KEY_ID_PATTERN.test(keyId)) throw new ApiKeyNotFoundError(keyId);
-  const [item] = await scanKeyItems(store, keyId);
-  if (item === undefined) throw new ApiKeyNotFoundError(keyId);
+  const item = await keyItemById(store, keyId);
   const pk = String(item.pk);
   try {
     const out = await store.client.send(
@@ -340,9 +345,7 @@ export async function updateApiKey(
   changes: ApiKeyChanges,
   options: ApiKeyCacheOption = {},
 ): Promise<{ before: ApiKeyRecord; after: ApiKeyRecord }> {
-  if (!KEY_ID_PATTERN.test(keyId)) throw new ApiKeyNotFoundError(keyId);
-  const [item] = await scanKeyItems(store, keyId);
-  if (item === undefined) throw new ApiKeyNotFoundError(keyId);
+  const item = await keyItemById(store, keyId);
   const before = toRecord(item);
   const checked = validateInput({
     name: before.name,

@@ -80,6 +80,11 @@ export class AhoCorasick {
     return this.depth[state]!;
   }
 
+  /** Whether any pattern ends at `state` (most states end none: callers skip matchesAt). */
+  endsPattern(state: number): boolean {
+    return this.ends[state]!.length > 0 || this.output[state]! > 0;
+  }
+
   /** Every pattern that ends at the character that led to `state`. */
   matchesAt(state: number, found: (match: TermMatch) => void): void {
     for (let node = this.ends[state]!.length > 0 ? state : this.output[state]!; node > 0; node = this.output[node]!) {

@@ -40,15 +40,8 @@ export function guardedBackend(backend: ModelBackend, profile: GuardrailProfile,
     ...(backend.continuesChat === undefined ? {} : { continuesChat: backend.continuesChat }),
     async prepare(input: GenerationInput, params: GenerationParams, context?: PrepareContext): Promise<PreparedGeneration> {
       const prepared = await backend.prepare(checkInput(input, profile.input, observer), params, context);
-      return {
-        promptTokens: prepared.promptTokens,
-        maxTokens: prepared.maxTokens,
-        run: (signal) => filterEvents(prepared.run(signal), profile.output, prepared.promptTokens, observer),
-        ...(prepared.version === undefined ? {} : { version: prepared.version }),
-        ...(prepared.reserveMicros === undefined ? {} : { reserveMicros: prepared.reserveMicros }),
-        ...(prepared.spentMicros ? { spentMicros: prepared.spentMicros.bind(prepared) } : {}),
-        ...(prepared.servedBy ? { servedBy: prepared.servedBy.bind(prepared) } : {}),
-      };
+      // Everything the backend said about the run (version, reservations, who served) stays as it is.
+      return { ...prepared, run: (signal) => filterEvents(prepared.run(signal), profile.output, prepared.promptTokens, observer) };
     },
   };
 }

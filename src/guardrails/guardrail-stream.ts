@@ -42,6 +42,11 @@ export class GuardrailStream {
 
   constructor(private readonly set: GuardrailSet) {}
 
+  /** Characters of the original text pushed but not yet out: what is being held back now. */
+  get heldBack(): number {
+    return this.orig.length - this.emitted + this.carry.length;
+  }
+
   /** Adds text; returns what may go out now. */
   push(text: string): string {
     if (this.blocked) return '';
@@ -77,6 +82,7 @@ export class GuardrailStream {
         this.ends.push(at + cp.length);
         if (!automaton) continue;
         this.state = automaton.step(this.state, f.charCodeAt(i));
+        if (!automaton.endsPattern(this.state)) continue;
         const end = this.base + this.folded.length;
         automaton.matchesAt(this.state, ({ pattern, length }) => {
           const start = end - length;
@@ -104,7 +110,7 @@ export class GuardrailStream {
     let p = this.cursor;
     for (; p < decided && !this.blocked; p++) {
       if (this.run && p >= this.run.end) out += this.closeRun();
-      const terms = this.candidates.get(p);
+      const terms = this.candidates.size > 0 ? this.candidates.get(p) : undefined;
       if (terms) {
         this.candidates.delete(p);
         for (const { end, pattern } of terms) {
@@ -115,7 +121,9 @@ export class GuardrailStream {
         }
       }
       const at = p - this.base;
-      for (const { rule, detector } of this.set.detectors) {
+      const detectors = this.set.detectors;
+      for (let d = 0; d < detectors.length; d++) {
+        const { rule, detector } = detectors[d]!;
         const n = detector.matchAt(this.folded, at, Math.min(this.folded.length, at + detector.maxLength));
         if (n > 0) out += this.apply(rule, p, p + n);
       }

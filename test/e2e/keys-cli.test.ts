@@ -48,3 +48,29 @@ it('refuses a malformed limit, naming it', async () => {
   expect(error.code).toBe(1);
   expect(error.stderr).toMatch(/requests_per_minute/);
 });
+
+it('audits key changes (create, update, revoke), lists them by key and kind, and verify passes then catches an edit', async () => {
+  const { stdout } = await aigw('keys', 'create', '--name', 'audited', '--guardrails', 'pii');
+  const key = stdout.trim();
+  const keyId = (await authenticateApiKey(store, key))!.keyId;
+  await aigw('keys', 'update', keyId, '--limit', 'requests_per_minute=7', '--origins', 'https://a.example.com', '--log-prompts');
+  await aigw('keys', 'revoke', keyId);
+  const listed = (await aigw('audit', 'list', '--key', keyId)).stdout.trim().split('\n').map((line) => JSON.parse(line));
+  expect(listed.map((r) => r.kind)).toEqual(['key_created', 'key_limits_changed', 'key_origins_changed', 'key_settings_changed', 'key_revoked']);
+  expect(listed[1].data).toEqual({ before: {}, after: { requestsPerMinute: 7 } });
+  expect(listed[3].data.after).toEqual({ guardrails: ['pii'], logPrompts: true });
+  expect(JSON.stringify(listed)).not.toContain(key);
+  const revoked = (await aigw('audit', 'list', '--kind', 'key_revoked', '--key', keyId)).stdout.trim().split('\n');
+  expect(revoked).toHaveLength(1);
+
+  expect((await aigw('audit', 'verify')).stdout).toContain('audit trail intact');
+  // Change one record's body in place: verify must fail and name it.
+  const { auditKeys } = await import('../../src/audit/index.js');
+  const { GetCommand, PutCommand } = await import('@aws-sdk/lib-dynamodb');
+  const first = listed[0];
+  const item = (await store.client.send(new GetCommand({ TableName: store.tableName, Key: auditKeys.record(first.stream, first.seq) }))).Item!;
+  await store.client.send(new PutCommand({ TableName: store.tableName, Item: { ...item, body: JSON.stringify({ ...first, actor: 'someone else' }) } }));
+  const error = await aigw('audit', 'verify').catch((e) => e);
+  expect(error.code).toBe(1);
+  expect(error.stdout).toMatch(new RegExp(`changed at seq ${first.seq}`));
+});

@@ -1,6 +1,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parse as parseToml } from 'smol-toml';
 import { describe, expect, it } from 'vitest';
 import { DeployConfigError, deployConfigFrom, loadDeployConfig, parseDeployConfig } from '../../infra/deploy-config.js';
 import { GATEWAY_ENV, readModelFunctionUrls } from '../../infra/function-env.js';
@@ -204,5 +205,16 @@ describe('model function URLs in the gateway environment', () => {
     expect(() =>
       readModelFunctionUrls({ [GATEWAY_ENV.modelFunctionUrls]: JSON.stringify([{ name: 'demo', version: '1', url: 'nope' }]) }),
     ).toThrow(/AIGW_MODEL_FUNCTION_URLS/);
+  });
+});
+
+describe('guardrail word lists', () => {
+  it('travel to the gateway function inline, as terms read from the file at synth', () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'aigw-words-')), 'words.txt');
+    writeFileSync(file, '# comment\nfirst term\n\nsecond\n');
+    const config = parseDeployConfig(`[guardrails]\napply = ["words"]\n[guardrails.rules.words]\nwords = ${JSON.stringify(file)}\naction = "block"\n`);
+    const sent = parseToml(config.gatewayToml) as { guardrails: { rules: { words: Record<string, unknown> } } };
+    expect(sent.guardrails.rules.words).toEqual({ terms: ['first term', 'second'], action: 'block' });
+    expect(() => parseDeployConfig('[guardrails.rules.words]\nwords = "/nonexistent/words.txt"\n')).toThrow(/guardrails\.rules\.words\.words: cannot read/);
   });
 });
