@@ -1,16 +1,16 @@
 // Engine benchmark (npm run bench:engine): aigw's engine against transformers.js on the same
 // files and against a bare session.run loop (the floor), on the 0.5B-shaped `bench` preset.
 // Each case runs in its own process; results go to bench/results/engine.json and a table.
-import { execFile } from 'node:child_process';
 import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { loadTokenizer } from '../src/engine/tokenizer.js';
 import { buildModelPackage } from '../tools/model-builder/index.js';
 import { presetShape } from '../tools/model-builder/presets.js';
-import type { BenchCase, CaseResult, Mode, PairedResult, Runner } from './engine-worker.js';
+import { runOptimizedSection } from './engine-optimized.js';
 import { ggufPeerRows, ggufPeerTable } from './gguf-peer.js';
+import { runCase } from './engine-run-case.js';
+import type { CaseResult, Mode, Runner } from './engine-worker.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const MODELS = path.join(ROOT, 'bench', 'models');
@@ -54,17 +54,6 @@ async function promptIds(modelDir: string): Promise<number[]> {
   const ids: number[] = [];
   while (ids.length < PROMPT_TOKENS) ids.push(...tokenizer.encode(text));
   return ids.slice(0, PROMPT_TOKENS);
-}
-
-async function runCase(spec: BenchCase): Promise<CaseResult>;
-async function runCase(spec: BenchCase & { paired: true }): Promise<PairedResult>;
-async function runCase(spec: BenchCase & { paired?: boolean }): Promise<CaseResult | PairedResult> {
-  const worker = path.join(ROOT, 'bench', 'engine-worker.ts');
-  const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', worker, JSON.stringify(spec)], {
-    cwd: ROOT,
-    maxBuffer: 1 << 20,
-  });
-  return JSON.parse(stdout.trim().split('\n').at(-1)!) as CaseResult | PairedResult;
 }
 
 function table(rows: Row[], modelBytes: Record<string, number>): string {
@@ -149,16 +138,44 @@ async function main(): Promise<void> {
     '',
     'Same process, floor and aigw alternating, median of 7 runs each: the per-token cost of the engine over bare decoder steps.',
   ].join('\n');
-  // The same weights as GGUF Q4_0: llama.cpp against aigw on the imported package (bench/gguf-peer.ts).
-  const ggufSettings = { promptTokens: PROMPT_TOKENS, newTokens: NEW_TOKENS, threads: THREADS, repeats: REPEATS };
-  const gguf = await ggufPeerRows(ggufSettings);
-  const markdown = `${table(rows, modelBytes)}\n\n${pairedTable}\n\n${ggufPeerTable(gguf, ggufSettings)}`;
+  const markdown = `${table(rows, modelBytes)}\n\n${pairedTable}`;
   await mkdir(path.join(ROOT, 'bench', 'results'), { recursive: true });
   await writeFile(
     path.join(ROOT, 'bench', 'results', 'engine.json'),
-    `${JSON.stringify({ date: new Date().toISOString(), promptTokens: PROMPT_TOKENS, newTokens: NEW_TOKENS, threads: THREADS, modelBytes, rows, paired, gguf }, null, 2)}\n`,
+    `${JSON.stringify({ date: new Date().toISOString(), promptTokens: PROMPT_TOKENS, newTokens: NEW_TOKENS, threads: THREADS, modelBytes, rows, paired }, null, 2)}\n`,
   );
   console.log(markdown);
 }
 
-await main();
+/** The qwen0.5b section (bench/engine-optimized.ts): published-style q4 vs optimized ONNX, with the bandwidth floor. */
+async function qwenMain(): Promise<void> {
+  const { rows, bandwidth, markdown } = await runOptimizedSection({
+    modelsDir: MODELS,
+    promptIds,
+    promptTokens: PROMPT_TOKENS,
+    newTokens: NEW_TOKENS,
+    threads: THREADS,
+    repeats: 3,
+  });
+  await mkdir(path.join(ROOT, 'bench', 'results'), { recursive: true });
+  await writeFile(
+    path.join(ROOT, 'bench', 'results', 'engine-qwen0.5b.json'),
+    `${JSON.stringify({ date: new Date().toISOString(), promptTokens: PROMPT_TOKENS, newTokens: NEW_TOKENS, threads: THREADS, bandwidthBytesPerSecond: bandwidth, rows }, null, 2)}\n`,
+  );
+  console.log(markdown);
+}
+
+/** The GGUF section (bench/gguf-peer.ts): llama.cpp and aigw on the same weights as GGUF Q4_0. */
+async function ggufMain(): Promise<void> {
+  const settings = { promptTokens: PROMPT_TOKENS, newTokens: NEW_TOKENS, threads: THREADS, repeats: REPEATS };
+  const rows = await ggufPeerRows(settings);
+  await mkdir(path.join(ROOT, 'bench', 'results'), { recursive: true });
+  await writeFile(path.join(ROOT, 'bench', 'results', 'engine-gguf.json'), `${JSON.stringify({ date: new Date().toISOString(), ...settings, rows }, null, 2)}\n`);
+  console.log(ggufPeerTable(rows, settings));
+}
+
+// `npm run bench:engine -- --only bench|qwen0.5b|gguf` runs one section; all by default.
+const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
+if (only === undefined || only === 'bench') await main();
+if (only === undefined || only === 'qwen0.5b') await qwenMain();
+if (only === undefined || only === 'gguf') await ggufMain();

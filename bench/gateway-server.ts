@@ -1,19 +1,27 @@
-// The gateway under load for bench/gateway.ts, in its own process so the load generator does not
-// share its event loop. Mode "admission": keys, rate limits, concurrency cap, budget and cache on
-// (against the DynamoDB Local at AIGW_BENCH_DYNAMODB); mode "direct": the same gateway over the
-// same engine with keys, admission and cache off. Prints one JSON line: { url, apiKey }.
+// aigw under load for bench/gateway.ts, in its own process so the load generator does not share
+// its event loop, in front of the instant upstream (argv[3]) through the upstream backend.
+// Mode "bare": keys, admission and cache off. Mode "full": keys, rate limits, concurrency cap,
+// budget and the response cache on, against the DynamoDB Local at AIGW_BENCH_DYNAMODB; every
+// DynamoDB call is counted on the client, and a line "calls" on stdin prints { calls }.
+// Prints one JSON line when ready: { url, apiKey }.
+import { createInterface } from 'node:readline';
 import { AdmissionControl, authenticateApiKey, createApiKey } from '../src/admission/index.js';
 import { serveNode } from '../src/adapters/node-server.js';
-import { engineBackend } from '../src/backends/engine-backend.js';
+import { upstreamBackend } from '../src/backends/upstream-backend.js';
 import { ResponseCache } from '../src/cache/index.js';
-import { loadModel } from '../src/engine/index.js';
 import { createGateway } from '../src/gateway.js';
 import { createDynamoDbClient, ensureTable, tableSchema } from '../src/store/index.js';
 
-const [mode, modelDir] = process.argv.slice(2) as ['admission' | 'direct', string];
-const model = await loadModel(modelDir, { threads: 1 });
+const [mode, upstreamUrl] = process.argv.slice(2) as ['bare' | 'full', string];
 // A price and limits that are all set but never reached: every request does all the bookkeeping.
-const backend = { ...engineBackend(model, 'aigw-tiny', { batchSize: 64 }), price: { inputMicrosPerMillionTokens: 100_000, outputMicrosPerMillionTokens: 400_000 } };
+const backend = upstreamBackend({
+  id: 'instant',
+  version: 'instant@1',
+  baseUrl: upstreamUrl,
+  contextLength: 4096,
+  defaultMaxTokens: 16,
+  price: { inputMicrosPerMillionTokens: 100_000, outputMicrosPerMillionTokens: 400_000 },
+});
 const plans = {
   bench: {
     requests_per_minute: 10_000_000,
@@ -27,6 +35,7 @@ const plans = {
 const silent = { info: () => undefined };
 
 let apiKey = '';
+let calls = 0;
 let gatewayOptions: Parameters<typeof createGateway>[0] = {
   backends: new Map([[backend.id, backend]]),
   defaultModel: backend.id,
@@ -34,11 +43,16 @@ let gatewayOptions: Parameters<typeof createGateway>[0] = {
   maxRequestBytes: 1 << 20,
   logPrompts: false,
 };
-if (mode === 'admission') {
+if (mode === 'full') {
   const { AIGW_BENCH_DYNAMODB: endpoint, AIGW_BENCH_KEY_ID: accessKeyId, AIGW_BENCH_SECRET: secretAccessKey } = process.env;
   const client = createDynamoDbClient({ endpoint, region: 'us-east-1', credentials: { accessKeyId: accessKeyId!, secretAccessKey: secretAccessKey! } });
   const schema = tableSchema('aigw-bench');
   await ensureTable(client, schema);
+  const send = client.send.bind(client) as (...args: unknown[]) => Promise<unknown>;
+  (client as unknown as { send: typeof send }).send = (...args) => {
+    calls++;
+    return send(...args);
+  };
   const store = { client, tableName: schema.tableName };
   apiKey = (await createApiKey(store, { name: 'bench', plan: 'bench' })).key;
   gatewayOptions = {
@@ -50,4 +64,7 @@ if (mode === 'admission') {
 }
 const server = await serveNode(createGateway(gatewayOptions), { host: '127.0.0.1', port: 0 });
 process.stdout.write(`${JSON.stringify({ url: server.url, apiKey })}\n`);
-process.on('SIGTERM', () => server.close(100).then(() => process.exit(0)));
+for await (const line of createInterface({ input: process.stdin })) {
+  if (line.trim() === 'calls') process.stdout.write(`${JSON.stringify({ calls })}\n`);
+}
+await server.close(100);

@@ -1,41 +1,88 @@
-// Gateway benchmark (npm run bench:gateway): with autocannon against the local server and
-// DynamoDB Local, (1) cache hits: latency and requests per second; (2) what admission (keys,
-// rate limits, concurrency, budget reservation and settlement; the cache skipped) adds over the same
-// gateway calling the engine directly, at concurrency 1, 16 and 64. Writes
+// Gateway benchmark (npm run bench:gateway): what a gateway adds in front of an instant
+// OpenAI-compatible upstream (bench/instant-upstream.ts), measured with autocannon in one run for
+// Portkey's gateway (@portkey-ai/gateway, the upstream as an openai provider with a custom host),
+// aigw with keys, admission and cache off, and aigw with everything on (DynamoDB Local), at
+// concurrency 1, 16 and 64; plus the DynamoDB calls per request aigw's client made. Every request
+// is a distinct chat completion (the cache is consulted and misses). Writes
 // bench/results/gateway.json and prints a markdown table.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { createInterface } from 'node:readline';
+import { createServer, type AddressInfo } from 'node:net';
+import { createInterface, type Interface } from 'node:readline';
 import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { startDynamoDbLocal } from '../src/store/index.js';
-import { buildModelPackage, PackageExistsError } from '../tools/model-builder/index.js';
-import { presetShape } from '../tools/model-builder/presets.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
-const MODEL_DIR = path.join(ROOT, 'bench', 'models', 'tiny-optimum-int4');
-const DURATION_SECONDS = 10;
-const WARMUP_SECONDS = 8;
+// AIGW_BENCH_SECONDS shortens a run for a smoke test; the recorded results use the default.
+const DURATION_SECONDS = Number(process.env.AIGW_BENCH_SECONDS ?? 8);
+const WARMUP_SECONDS = Math.min(4, DURATION_SECONDS);
 const CONCURRENCY = [1, 16, 64];
 
-interface Server {
+interface Target {
+  name: string;
   url: string;
-  apiKey: string;
+  headers: Record<string, string>;
   process: ChildProcess;
+  lines?: Interface;
 }
 
-async function startServer(mode: 'admission' | 'direct', env: NodeJS.ProcessEnv): Promise<Server> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench', 'gateway-server.ts'), mode, MODEL_DIR], {
-    cwd: ROOT,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+/** Starts a node process and resolves with the first JSON line it prints. */
+async function startProcess(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ child: ChildProcess; info: Record<string, string>; lines: Interface }> {
+  const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = createInterface({ input: child.stdout! });
-  for await (const line of lines) {
-    if (line.startsWith('{')) return { ...(JSON.parse(line) as { url: string; apiKey: string }), process: child };
+  const iterator = lines[Symbol.asyncIterator]();
+  for (let next = await iterator.next(); !next.done; next = await iterator.next()) {
+    if (next.value.startsWith('{')) return { child, info: JSON.parse(next.value) as Record<string, string>, lines };
   }
-  throw new Error(`the ${mode} server exited before it was ready`);
+  throw new Error(`${args.join(' ')} exited before it was ready`);
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function startPortkey(upstreamUrl: string): Promise<Target> {
+  const port = await freePort();
+  const child = spawn(
+    process.execPath,
+    ['--import', path.join(ROOT, 'bench', 'loopback-only.mjs'), path.join(ROOT, 'node_modules', '@portkey-ai', 'gateway', 'build', 'start-server.js'), `--port=${port}`, '--headless'],
+    { cwd: ROOT, env: { ...process.env, NODE_ENV: 'production' }, stdio: ['ignore', 'ignore', 'inherit'] },
+  );
+  const target: Target = {
+    name: 'Portkey',
+    url: `http://127.0.0.1:${port}`,
+    headers: { 'x-portkey-provider': 'openai', 'x-portkey-custom-host': `${upstreamUrl}/v1`, authorization: 'Bearer sk-bench' },
+    process: child,
+  };
+  for (let tries = 0; ; tries++) {
+    const ok = await post(target).catch(() => false);
+    if (ok) return target;
+    if (tries > 100) throw new Error('Portkey did not answer a chat completion within 20 s');
+    await delay(200);
+  }
+}
+
+let counter = 0;
+const body = () => JSON.stringify({ model: 'instant', messages: [{ role: 'user', content: `Hello there #${++counter}` }], max_tokens: 16, temperature: 0 });
+
+async function post(target: Target): Promise<boolean> {
+  const response = await fetch(`${target.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...target.headers },
+    body: body(),
+  });
+  const text = await response.text();
+  return response.ok && text.includes('Hello from upstream');
 }
 
 interface Measurement {
@@ -46,14 +93,15 @@ interface Measurement {
   errors: number;
 }
 
-async function load(server: Server, connections: number, body: object, headers: Record<string, string> = {}, duration = DURATION_SECONDS): Promise<Measurement> {
+async function load(target: Target, connections: number, duration = DURATION_SECONDS): Promise<Measurement> {
   const result = await autocannon({
-    url: `${server.url}/v1/chat/completions`,
+    url: `${target.url}/v1/chat/completions`,
     method: 'POST',
     connections,
     duration,
-    headers: { 'content-type': 'application/json', ...(server.apiKey ? { authorization: `Bearer ${server.apiKey}` } : {}), ...headers },
-    body: JSON.stringify(body),
+    headers: { 'content-type': 'application/json', ...target.headers },
+    // A distinct prompt per request: aigw's cache looks up and misses, as for new traffic.
+    requests: [{ setupRequest: (request) => ({ ...request, body: body() }) }],
   });
   return {
     p50Ms: result.latency.p50,
@@ -64,65 +112,92 @@ async function load(server: Server, connections: number, body: object, headers: 
   };
 }
 
+async function dynamoDbCalls(target: Target): Promise<number> {
+  const answer = new Promise<number>((resolve) => target.lines!.once('line', (line) => resolve((JSON.parse(line) as { calls: number }).calls)));
+  target.process.stdin!.write('calls\n');
+  return answer;
+}
+
 async function main(): Promise<void> {
-  try {
-    await buildModelPackage({ outDir: MODEL_DIR, layout: 'optimum', precision: 'int4', shape: presetShape('tiny'), seed: 42, name: 'aigw-tiny', version: '1' });
-  } catch (error) {
-    if (!(error instanceof PackageExistsError)) throw error;
-  }
   const dynamo = await startDynamoDbLocal();
   const env = { AIGW_BENCH_DYNAMODB: dynamo.endpoint, AIGW_BENCH_KEY_ID: dynamo.credentials.accessKeyId, AIGW_BENCH_SECRET: dynamo.credentials.secretAccessKey };
-  const admission = await startServer('admission', env);
-  const direct = await startServer('direct', env);
+  const children: ChildProcess[] = [];
   try {
-    // One generated token per request keeps the engine's share small, so the gateway's own cost shows.
-    const generation = { model: 'aigw-tiny', messages: [{ role: 'user', content: 'Hello there' }], max_tokens: 1, temperature: 0.7 };
-    // Warm-up: DynamoDB Local's JVM and V8 both compile hot paths during the first seconds of load.
-    console.error('warming up ...');
-    await load(direct, 4, generation, {}, WARMUP_SECONDS);
-    await load(admission, 4, generation, { 'x-aigw-skip-cache': 'true' }, WARMUP_SECONDS);
-    const rows: { concurrency: number; direct: Measurement; admission: Measurement }[] = [];
-    for (const connections of CONCURRENCY) {
-      console.error(`concurrency ${connections}: direct, then with admission ...`);
-      const directRun = await load(direct, connections, generation);
-      const admissionRun = await load(admission, connections, generation, { 'x-aigw-skip-cache': 'true' });
-      rows.push({ concurrency: connections, direct: directRun, admission: admissionRun });
+    const upstreamProcess = await startProcess(['--import', 'tsx', path.join(ROOT, 'bench', 'instant-upstream.ts')]);
+    children.push(upstreamProcess.child);
+    const upstreamUrl = upstreamProcess.info.url!;
+    const upstream: Target = { name: 'upstream alone', url: upstreamUrl, headers: {}, process: upstreamProcess.child };
+    const aigw = async (mode: 'bare' | 'full', name: string): Promise<Target> => {
+      const started = await startProcess(['--import', 'tsx', path.join(ROOT, 'bench', 'gateway-server.ts'), mode, upstreamUrl], env);
+      children.push(started.child);
+      const { url, apiKey } = started.info as { url: string; apiKey: string };
+      return { name, url, headers: apiKey ? { authorization: `Bearer ${apiKey}` } : {}, process: started.child, lines: started.lines };
+    };
+    const bare = await aigw('bare', 'aigw bare');
+    const full = await aigw('full', 'aigw, everything on');
+    const portkey = await startPortkey(upstreamUrl);
+    children.push(portkey.process);
+    const targets = [upstream, portkey, bare, full];
+    for (const target of targets) {
+      if (!(await post(target))) throw new Error(`${target.name} did not answer a chat completion`);
     }
-    const cached = { ...generation, temperature: 0, messages: [{ role: 'user', content: 'cache me' }] };
-    await fetch(`${admission.url}/v1/chat/completions`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${admission.apiKey}` },
-      body: JSON.stringify(cached),
-    });
-    console.error('cache hits ...');
-    const hits = { 1: await load(admission, 1, cached), 16: await load(admission, 16, cached) };
 
+    // Warm-up: V8 and DynamoDB Local's JVM compile hot paths during the first seconds of load.
+    console.error('warming up ...');
+    for (const target of targets) await load(target, 4, WARMUP_SECONDS);
+
+    const rows: { concurrency: number; runs: Record<string, Measurement>; dynamoDbCallsPerRequest: number }[] = [];
+    for (const connections of CONCURRENCY) {
+      const runs: Record<string, Measurement> = {};
+      let callsPerRequest = 0;
+      for (const target of targets) {
+        console.error(`concurrency ${connections}: ${target.name} ...`);
+        const before = target === full ? await dynamoDbCalls(full) : 0;
+        runs[target.name] = await load(target, connections);
+        if (target === full) {
+          await delay(1_000); // settlements and roll-ups run after each response
+          callsPerRequest = ((await dynamoDbCalls(full)) - before) / runs[target.name]!.requests;
+        }
+      }
+      rows.push({ concurrency: connections, runs, dynamoDbCallsPerRequest: callsPerRequest });
+    }
+
+    const added = (row: (typeof rows)[number], name: string) => ({
+      p50Ms: row.runs[name]!.p50Ms - row.runs[upstream.name]!.p50Ms,
+      p99Ms: row.runs[name]!.p99Ms - row.runs[upstream.name]!.p99Ms,
+    });
+    const at16 = rows.find((r) => r.concurrency === 16)!;
+    const targetsMet = {
+      bareAddsNoMoreThanPortkey: rows.every((r) => added(r, bare.name).p50Ms <= added(r, portkey.name).p50Ms),
+      fullAddsAtMostTwicePortkeyAt16: added(at16, full.name).p50Ms <= 2 * added(at16, portkey.name).p50Ms,
+    };
     await mkdir(path.join(ROOT, 'bench', 'results'), { recursive: true });
     await writeFile(
       path.join(ROOT, 'bench', 'results', 'gateway.json'),
-      `${JSON.stringify({ date: new Date().toISOString(), durationSeconds: DURATION_SECONDS, admission: rows, cacheHits: hits }, null, 2)}\n`,
+      `${JSON.stringify({ date: new Date().toISOString(), durationSeconds: DURATION_SECONDS, rows: rows.map((r) => ({ ...r, added: Object.fromEntries([portkey, bare, full].map((t) => [t.name, added(r, t.name)])) })), targetsMet }, null, 2)}\n`,
     );
+
     const f = (n: number) => n.toFixed(1);
     const lines = [
-      '| concurrency | direct p50 ms | direct p99 ms | with admission p50 ms | with admission p99 ms | added p50 ms | added p99 ms | direct req/s | with admission req/s | errors |',
-      '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
-      ...rows.map(
-        (r) =>
-          `| ${r.concurrency} | ${f(r.direct.p50Ms)} | ${f(r.direct.p99Ms)} | ${f(r.admission.p50Ms)} | ${f(r.admission.p99Ms)} | ` +
-          `${f(r.admission.p50Ms - r.direct.p50Ms)} | ${f(r.admission.p99Ms - r.direct.p99Ms)} | ${f(r.direct.requestsPerSecond)} | ` +
-          `${f(r.admission.requestsPerSecond)} | ${r.direct.errors + r.admission.errors} |`,
+      '| concurrency | gateway | p50 ms | p99 ms | added p50 ms | added p99 ms | req/s | DynamoDB calls/request | errors |',
+      '|---:|---|---:|---:|---:|---:|---:|---:|---:|',
+      ...rows.flatMap((r) =>
+        targets.map((t) => {
+          const m = r.runs[t.name]!;
+          const a = t === upstream ? undefined : added(r, t.name);
+          const calls = t === full ? f(r.dynamoDbCallsPerRequest) : t === bare ? '0' : '';
+          return `| ${r.concurrency} | ${t.name} | ${f(m.p50Ms)} | ${f(m.p99Ms)} | ${a ? f(a.p50Ms) : ''} | ${a ? f(a.p99Ms) : ''} | ${f(m.requestsPerSecond)} | ${calls} | ${m.errors} |`;
+        }),
       ),
       '',
-      '| cache hits | p50 ms | p99 ms | req/s | errors |',
-      '|---|---:|---:|---:|---:|',
-      ...([1, 16] as const).map((c) => `| concurrency ${c} | ${f(hits[c].p50Ms)} | ${f(hits[c].p99Ms)} | ${f(hits[c].requestsPerSecond)} | ${hits[c].errors} |`),
-      '',
-      `${DURATION_SECONDS} s per run with autocannon after an ${WARMUP_SECONDS} s warm-up of each server; the tiny demo model, 1 generated token per request; DynamoDB Local (Java) on the same 2-core machine.`,
+      `Targets: aigw bare adds no more than Portkey (p50, every concurrency): ${targetsMet.bareAddsNoMoreThanPortkey ? 'met' : 'NOT met'}; ` +
+        `aigw with everything on adds at most 2x Portkey at concurrency 16 (p50): ${targetsMet.fullAddsAtMostTwicePortkeyAt16 ? 'met' : 'NOT met'}.`,
+      `${DURATION_SECONDS} s per run with autocannon after a ${WARMUP_SECONDS} s warm-up of each; non-streamed chat completions, a distinct prompt each; ` +
+        'added = the gateway minus the upstream alone at the same concurrency; every process (load generator, upstream, gateways, DynamoDB Local) on the same machine.',
     ];
     console.log(lines.join('\n'));
   } finally {
-    admission.process.kill('SIGTERM');
-    direct.process.kill('SIGTERM');
+    for (const child of children) child.kill('SIGTERM');
     await dynamo.stop();
   }
 }

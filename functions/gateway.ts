@@ -15,6 +15,7 @@ import { upstreamBackend } from '../src/backends/upstream-backend.js';
 import { routedModels } from '../src/routing/index.js';
 import { ResponseCache } from '../src/cache/index.js';
 import { createGateway } from '../src/gateway.js';
+import { gatewayServices } from '../src/gateway-services.js';
 
 function required(name: string): string {
   const value = process.env[name];
@@ -50,8 +51,14 @@ const backends = new Map(
   ]),
 );
 const limitsControl = new AdmissionControl(stores.limits, { leaseSeconds: config.admission.lease_seconds });
-// Each model function's reserved concurrency is its hard cap; no second cap here.
-const models = routedModels(backends, new Map(), config.routing, limitsControl);
+// Counted in DynamoDB across every gateway, so the cap holds with or without a reservation.
+const modelCaps = new Map(modelFunctions.flatMap((fn) => (fn.maxConcurrentRequests ? [[fn.name, fn.maxConcurrentRequests] as const] : [])));
+const models = routedModels(backends, modelCaps, config.routing, limitsControl);
+
+// Audit records and OTLP export go to the local replica and the collector; flushed per request
+// because Lambda may freeze the process as soon as the response is done.
+const services = gatewayServices(config, stores.local, { flushEachRequest: true, instanceId: `gw-${process.env.AWS_LAMBDA_LOG_STREAM_NAME?.replace(/[^A-Za-z0-9]/g, '').slice(-24) || 'lambda'}` });
+services.auditConfiguration().catch((error) => logger.warn('guardrail configuration audit failed', { error: String(error) }));
 
 const gateway = createGateway({
   backends: models.backends,
@@ -75,6 +82,8 @@ const gateway = createGateway({
     config: { ttlSeconds: config.cache.ttl, shared: config.cache.shared, maxEntryBytes: config.cache.max_entry_bytes },
   },
   allowedOrigins: config.gateway.allowed_origins,
+  guardrails: services.guardrails,
+  onRequestFinished: services.onRequestFinished,
 });
 
 const originSecrets = originSecretSource({

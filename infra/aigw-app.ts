@@ -2,7 +2,7 @@ import type { App } from 'aws-cdk-lib';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { DeployConfig } from './deploy-config.js';
-import { EDGE_REGION, EdgeStack } from './edge-stack.js';
+import { assertTlsPolicy, EDGE_REGION, EdgeStack } from './edge-stack.js';
 import { RegionalStack, type FunctionEntries } from './regional-stack.js';
 import { EDGE_STACK_NAME, regionalStackName } from './stack-names.js';
 
@@ -35,6 +35,8 @@ export { EDGE_STACK_NAME, regionalStackName } from './stack-names.js';
 /** Adds aigw's stacks to a CDK app: one regional stack per configured region and the edge stack. */
 export function buildAigwApp(app: App, options: AigwAppOptions): AigwStacks {
   const { config, account } = options;
+  // Before any bundling: a refused TLS policy fails the synth at once.
+  assertTlsPolicy(config);
   const projectRoot = options.projectRoot ?? repositoryRoot;
   const entries: FunctionEntries = {
     gateway: options.entries?.gateway ?? join(projectRoot, 'functions', 'gateway.ts'),

@@ -64,7 +64,9 @@ export function judgeRegion(reservations: readonly Reservation[], account: Regio
   if (needed <= available) {
     return { region, fits: true, needed, available, message: `${region}: reserves ${needed} (${list}) of the ${available} the quota of ${limit} leaves` };
   }
-  const quotaNeeded = limit + (needed - available);
+  // The quota at which the other functions' reservations, these and the 100 kept free all fit.
+  const reservedByOthers = limit - account.unreserved - account.reservedByAigw;
+  const quotaNeeded = needed + LAMBDA_MIN_UNRESERVED + reservedByOthers;
   return {
     region,
     fits: false,

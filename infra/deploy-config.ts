@@ -36,6 +36,9 @@ const modelSchema = z
     // 0 = no reservation: the model shares the account's unreserved pool. A new account's quota
     // (10) leaves nothing to reserve, since Lambda keeps 100 unreserved; `aigw deploy check` says so.
     reserved_concurrency: z.number().int().min(0).max(MAX_RESERVED_CONCURRENCY).default(0),
+    // Requests the gateways admit to the model at once, counted in DynamoDB (429 beyond it);
+    // default: the reservation, if any; 0 = no cap.
+    max_concurrent_requests: z.number().int().min(0).max(1_000_000).optional(),
     architecture: architectureSchema.optional(),
     // The gateway can't read the model bucket, so what admission needs up front comes from here.
     context_length: z.number().int().positive(),
@@ -109,6 +112,8 @@ export interface ModelDeployment {
   readonly timeoutSeconds: number;
   /** Instances reserved for (and capped at) this model in each region; undefined: no reservation. */
   readonly reservedConcurrency?: number;
+  /** Requests admitted to the model at once across all gateways; undefined: no cap. */
+  readonly maxConcurrentRequests?: number;
   readonly architecture: LambdaArchitecture;
 }
 
@@ -200,6 +205,7 @@ export function deployConfigFrom(raw: unknown, context: DeployContext = {}): Dep
       ephemeralStorageMb: model.ephemeral_storage_mb,
       timeoutSeconds: model.timeout_seconds,
       reservedConcurrency: reservation(model.reserved_concurrency),
+      maxConcurrentRequests: reservation(model.max_concurrent_requests ?? model.reserved_concurrency),
       architecture: model.architecture ?? deploy.architecture,
       contextLength: model.context_length,
       price: {

@@ -36,6 +36,11 @@ export const TLS12_REQUIRES_DOMAIN =
   'with TLS 1.0 or 1.1. Set domain_name and certificate_arn (an ACM certificate in us-east-1) to get the ' +
   'TLSv1.2_2021 policy, or set require_tls12 = false to accept TLSv1 on the default domain.';
 
+/** Throws TLS12_REQUIRES_DOMAIN when require_tls12 is on and no custom domain is configured. */
+export function assertTlsPolicy(config: DeployConfig): void {
+  if (config.requireTls12 && !config.customDomain) throw new Error(TLS12_REQUIRES_DOMAIN);
+}
+
 /**
  * 60 s is the most CloudFront allows without a quota raise. It bounds the wait for the first
  * byte and every gap between bytes, so a cold model function that needs longer to load its
@@ -74,7 +79,7 @@ export class EdgeStack extends Stack {
     const { config, gatewayOrigins } = props;
     if (gatewayOrigins.length === 0) throw new RangeError('the edge stack needs at least one gateway origin');
     const custom = config.customDomain;
-    if (config.requireTls12 && !custom) throw new Error(TLS12_REQUIRES_DOMAIN);
+    assertTlsPolicy(config);
 
     this.originSecret = new Secret(this, 'OriginSecret', {
       secretName: ORIGIN_SECRET_NAME,
@@ -126,6 +131,7 @@ export class EdgeStack extends Stack {
       acknowledgeFunction(selector);
     }
 
+    const accessLogs = logBucket(this, 'AccessLogs', config.logRetentionDays, { aclDelivery: true });
     this.distribution = new Distribution(this, 'Distribution', {
       // The rotation number is part of the distribution so that raising it updates the
       // distribution and makes CloudFormation resolve the origin secret again.
@@ -142,7 +148,7 @@ export class EdgeStack extends Stack {
       },
       httpVersion: HttpVersion.HTTP2_AND_3,
       // Standard logs: one line per viewer request, kept as long as the log groups.
-      logBucket: logBucket(this, 'AccessLogs', config.logRetentionDays, { aclDelivery: true }),
+      logBucket: accessLogs,
       logFilePrefix: 'cloudfront/',
       ...(custom
         ? {
@@ -181,6 +187,7 @@ export class EdgeStack extends Stack {
       description: 'OpenAI-compatible base URL',
     });
     new CfnOutput(this, 'DistributionId', { value: this.distribution.distributionId });
+    new CfnOutput(this, 'AccessLogBucketName', { value: accessLogs.bucketName, description: 'CloudFront standard logs (cloudfront/)' });
   }
 
   /**

@@ -15,6 +15,7 @@ import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
 import type { DeployConfig } from './deploy-config.js';
+import { acknowledge } from './rule-packs.js';
 import { DIMENSION, GATEWAY_SERVICE_NAME, METRIC, METRIC_NAMESPACE, SERVICE_DIMENSION, gatewayDimensions } from '../src/telemetry/metric-names.js';
 
 function gatewayMetric(
@@ -54,7 +55,14 @@ export class GatewayAlarms extends Construct {
     super(scope, id);
     const { config } = props;
     this.topic = new Topic(this, 'Topic', { displayName: 'aigw budget alarms', enforceSSL: true });
-    if (config.alarmEmail) this.topic.addSubscription(new EmailSubscription(config.alarmEmail));
+    if (config.alarmEmail) {
+      this.topic.addSubscription(new EmailSubscription(config.alarmEmail));
+      acknowledge(
+        this.topic,
+        'Serverless-SNSRedrivePolicy',
+        'an e-mail that can\'t be delivered needs no queue to replay it: the alarm state stays in CloudWatch and on the dashboard',
+      );
+    }
     const action = new SnsAction(this.topic);
 
     const thresholdMicroUsd = Math.round((config.dailySpendAlarmUsd * 1_000_000) / config.regions.length);

@@ -93,13 +93,14 @@ export class RegionalStack extends Stack {
 
     // Versioned so an accidental overwrite or delete of a serving model can be undone; packages
     // are immutable per version, so old versions only pile up after such accidents and expire.
+    const accessLogs = logBucket(this, 'AccessLogs', config.logRetentionDays);
     this.modelBucket = new Bucket(this, 'ModelBucket', {
       ...privateBucketProps(),
       versioned: true,
       lifecycleRules: [
         { noncurrentVersionExpiration: Duration.days(30), abortIncompleteMultipartUploadAfter: Duration.days(7) },
       ],
-      serverAccessLogsBucket: logBucket(this, 'AccessLogs', config.logRetentionDays),
+      serverAccessLogsBucket: accessLogs,
       serverAccessLogsPrefix: 'model-bucket/',
     });
 
@@ -244,6 +245,7 @@ export class RegionalStack extends Stack {
         contextLength: model.contextLength,
         price: model.price,
         ...(model.maxTokens === undefined ? {} : { maxTokens: model.maxTokens }),
+        ...(model.maxConcurrentRequests === undefined ? {} : { maxConcurrentRequests: model.maxConcurrentRequests }),
       }));
     this.gateway.addEnvironment(
       GATEWAY_ENV.modelFunctionUrls,
@@ -258,6 +260,7 @@ export class RegionalStack extends Stack {
     new CfnOutput(this, 'GatewayUrl', { value: this.gatewayUrl.url, description: 'gateway function URL (call it through CloudFront)' });
     new CfnOutput(this, 'ModelBucketName', { value: this.modelBucket.bucketName, description: 'push models here (AIGW_MODEL_BUCKET)' });
     new CfnOutput(this, 'TableName', { value: this.table.tableName });
+    new CfnOutput(this, 'AccessLogBucketName', { value: accessLogs.bucketName, description: 'model bucket access logs (model-bucket/)' });
   }
 
   /**

@@ -24,12 +24,23 @@ import type { ResponseShape } from './api/response-shape.js';
 import type { ModelBackend } from './backends/model-backend.js';
 import { CACHE_STATUS_HEADER } from './cache/index.js';
 import { startGeneration, type AdmissionSetup, type CacheSetup } from './generation-flow.js';
+import { stickinessKey, type ModelResolver } from './routing/index.js';
 import { describeError as describe, streamedResponse, wholeResponse } from './generation-response.js';
-import { emitBudgetThresholdCrossed, emitRequestMetrics, requestLog, type RequestLogger } from './telemetry/index.js';
+import { guardedBackend, guardrailOutcome, type GuardrailPolicy } from './guardrails/index.js';
+import {
+  emitBudgetThresholdCrossed,
+  emitModelVersionMetrics,
+  emitRequestMetrics,
+  requestLog,
+  type RequestLine,
+  type RequestLogger,
+} from './telemetry/index.js';
 
 export interface GatewayOptions {
-  /** Public model id → backend. */
+  /** Public model id → backend: bare names and exact versions (`qwen@4`), see ModelRegistry. */
   backends: ReadonlyMap<string, ModelBackend>;
+  /** Aliases in DynamoDB that point a name at versions (blue/green, canary); absent: none. */
+  aliases?: ModelResolver;
   /** The model /v1/generate uses when the request names none. */
   defaultModel: string;
   /** Looks a presented API key up; absent when keys are switched off (a model function behind IAM). */
@@ -46,6 +57,10 @@ export interface GatewayOptions {
   allowedOrigins?: readonly string[];
   /** CloudWatch EMF metrics (Powertools); absent to emit none. */
   metrics?: Metrics;
+  /** Guardrail rules for each key (gateway-wide, per plan, per key); absent: none. */
+  guardrails?: GuardrailPolicy;
+  /** Told of every finished request with its log line (the audit trail, OpenTelemetry); run after the response. */
+  onRequestFinished?: readonly ((line: RequestLine) => Promise<unknown>)[];
 }
 
 /** What the runtime adapter offers a request besides the Request itself. */
@@ -70,13 +85,24 @@ interface RequestContext {
   log: ReturnType<typeof requestLog>;
 }
 
+/** Which model version served a response (`name@version`), the same as its `model` field. */
+export const MODEL_VERSION_HEADER = 'x-aigw-model-version';
+
 export function createGateway(options: GatewayOptions): Gateway {
   return async (request, runtime = DETACHED) => {
     const ctx: RequestContext = {
       runtime,
       requestId: `req_${randomBytes(12).toString('hex')}`,
       started: performance.now(),
-      log: requestLog(options.logger, options.logPrompts, options.metrics && ((fields) => emitRequestMetrics(options.metrics!, fields))),
+      log: requestLog(options.logger, options.logPrompts, (line) => {
+        if (options.metrics) {
+          emitRequestMetrics(options.metrics, line);
+          emitModelVersionMetrics(options.metrics, line);
+        }
+        for (const observe of options.onRequestFinished ?? []) {
+          runtime.waitUntil(observe(line).then(() => undefined, (error) => options.logger.info('warning', { requestId: line.requestId, warning: 'request observer failed', cause: describe(error) })));
+        }
+      }),
     };
     ctx.log.set({ requestId: ctx.requestId, method: request.method, path: new URL(request.url).pathname });
     const origin = request.headers.get('origin');
@@ -144,28 +170,45 @@ async function authenticate(
   }
   if (!key) throw invalidApiKey();
   ctx.log.set({ keyId: key.keyId });
+  if (key.logPrompts) ctx.log.allowPrompts();
   return key;
 }
 
-function visibleBackends(options: GatewayOptions, key: ApiKeyRecord | undefined): ModelBackend[] {
+/** A key limited to some models may send those names: an alias, a model's name (any version) or one version. */
+function keyMayUse(key: ApiKeyRecord | undefined, model: string): boolean {
   const allowed = key?.allowedModels ?? [];
-  return [...options.backends.values()].filter((b) => allowed.length === 0 || allowed.includes(b.id));
+  return allowed.length === 0 || allowed.includes(model) || allowed.includes(model.split('@')[0]!);
 }
 
 function resolveBackend(options: GatewayOptions, model: string, key: ApiKeyRecord | undefined): ModelBackend {
   // A model the key may not use is reported exactly like one that does not exist.
-  const backend = visibleBackends(options, key).find((b) => b.id === model);
+  const backend = keyMayUse(key, model) ? options.backends.get(model) : undefined;
   if (!backend) throw modelNotFound(model);
   return backend;
 }
 
-function listModels(options: GatewayOptions, pathname: string, ctx: RequestContext): Response {
+/** The requested name through its alias, if it is one, to the version that serves this caller. */
+async function resolveModel(options: GatewayOptions, model: string, request: Request | undefined, user: string | undefined, ctx: RequestContext): Promise<ModelBackend> {
+  if (!options.aliases || !keyMayUse(ctx.key, model)) return resolveBackend(options, model, ctx.key);
+  const stickiness = stickinessKey({ keyId: ctx.key?.keyId, session: request?.headers.get('x-aigw-session'), user });
+  const resolved = await options.aliases.resolve(model, stickiness, options.backends);
+  if (!resolved) throw modelNotFound(model);
+  if (resolved.alias) ctx.log.set({ alias: resolved.alias.name, aliasRevision: resolved.alias.revision, aliasRole: resolved.alias.role });
+  return resolved.backend;
+}
+
+async function listModels(options: GatewayOptions, pathname: string, ctx: RequestContext): Promise<Response> {
+  const objectOf = (id: string, backend: ModelBackend) => modelObject(id, backend.created, backend.ownedBy);
   if (pathname === '/v1/models') {
-    return Response.json(modelList(visibleBackends(options, ctx.key).map((b) => modelObject(b.id, b.created, b.ownedBy))));
+    const served = [...options.backends].filter(([id]) => keyMayUse(ctx.key, id)).map(([id, backend]) => objectOf(id, backend));
+    const aliasNames = options.aliases ? await options.aliases.aliasNames() : [];
+    const aliases = aliasNames
+      .filter((name) => !options.backends.has(name) && keyMayUse(ctx.key, name))
+      .map((name) => modelObject(name, served[0]?.created ?? Math.floor(Date.now() / 1000), 'aigw'));
+    return Response.json(modelList([...served, ...aliases]));
   }
   const id = decodePathSegment(pathname.slice('/v1/models/'.length));
-  const backend = resolveBackend(options, id, ctx.key);
-  return Response.json(modelObject(backend.id, backend.created, backend.ownedBy));
+  return Response.json(objectOf(id, await resolveModel(options, id, undefined, undefined, ctx)));
 }
 
 async function generateResponse(
@@ -176,12 +219,16 @@ async function generateResponse(
   ctx: RequestContext,
 ): Promise<Response> {
   const req = parseGenerationRequest(endpoint, body, options.defaultModel);
-  const backend = resolveBackend(options, req.model, ctx.key);
+  const resolved = await resolveModel(options, req.model, request, req.user, ctx);
+  const guardrails = options.guardrails?.profileFor(ctx.key);
+  const backend = guardrails ? guardedBackend(resolved, guardrails, guardrailOutcome((outcome) => ctx.log.set({ guardrails: outcome }), (input) => ctx.log.setPrompt(input))) : resolved;
   ctx.log.set({ model: backend.id, stream: req.stream });
   ctx.log.setPrompt(req.input);
   // A routed model reads the headers (x-aigw-route) and logs its decisions and fallbacks.
   const prepared = await backend.prepare(req.input, req.params, { headers: request.headers, report: (fields) => ctx.log.set(fields) });
-  ctx.log.set({ promptTokens: prepared.promptTokens });
+  // A route picks its version per request; the response and the log name the one that serves.
+  const version = prepared.version ?? backend.version;
+  ctx.log.set({ promptTokens: prepared.promptTokens, modelVersion: version });
 
   const started = await startGeneration(options.admission, options.cache, {
     backend,
@@ -193,6 +240,7 @@ async function generateResponse(
     signal: request.signal,
     warn: (message, error) => options.logger.info('warning', { requestId: ctx.requestId, warning: message, ...(error ? { cause: describe(error) } : {}) }),
     waitUntil: (work) => ctx.runtime.waitUntil(work),
+    ...(guardrails ? { cacheVariant: `guardrails.${guardrails.id}` } : {}),
     onBudgetCrossing: (crossing) => {
       // An audit event of its own (not part of the request line) and a metric that alarms.
       options.logger.info('budget_threshold_crossed', { requestId: ctx.requestId, keyId: ctx.key?.keyId, ...crossing });
@@ -200,12 +248,13 @@ async function generateResponse(
     },
   });
   ctx.log.set({ cache: started.cacheStatus });
-  const headers: Record<string, string> = { [CACHE_STATUS_HEADER]: started.cacheStatus, ...rateLimitHeaders(started.rateLimits) };
+  const headers: Record<string, string> = { [CACHE_STATUS_HEADER]: started.cacheStatus, [MODEL_VERSION_HEADER]: version, ...rateLimitHeaders(started.rateLimits) };
+  // Like OpenAI's dated snapshots: `model` names the exact version that served, never the alias.
   const shape: ResponseShape = {
     endpoint,
     id: newCompletionId(endpoint === 'completions' ? 'cmpl' : 'chatcmpl'),
     created: Math.floor(Date.now() / 1000),
-    model: backend.id,
+    model: version,
   };
   if (!req.stream) return wholeResponse(shape, started, headers, ctx);
   return streamedResponse(shape, started, headers, { signal: request.signal, includeUsage: req.includeUsage }, ctx);

@@ -33,7 +33,7 @@ export interface AdmissionSetup {
   plans: Readonly<Record<string, PlanConfig>>;
   /** DynamoDB down: true lets requests through unlimited, false (the default) refuses them. */
   failOpen: boolean;
-  /** Per-model caps on requests in flight across all keys, by public model id. */
+  /** Per-model caps on requests in flight across all keys, by version (`name@version`) or model name. */
   modelCaps: ReadonlyMap<string, number>;
   /** Percents of a key's daily or monthly budget whose crossing is reported once, e.g. [50, 80, 100]. */
   budgetAlertPercents?: readonly number[];
@@ -58,6 +58,8 @@ export interface GenerationRequest {
   onBudgetCrossing?(crossing: BudgetCrossing): void;
   /** Work that may finish after the response (the adapter keeps the process alive until it has). */
   waitUntil(work: Promise<void>): void;
+  /** Whatever else shapes the output and so the cache entry (the guardrail profile's id). */
+  cacheVariant?: string;
 }
 
 export interface StartedGeneration {
@@ -83,10 +85,11 @@ export async function startGeneration(
 ): Promise<StartedGeneration> {
   const { backend, prepared, key } = request;
   const decision = caching ? decideCaching(request.headers, request.params, caching.config) : undefined;
+  const keyedVersion = prepared.version ?? backend.version;
   const hash =
     caching && (decision?.read || decision?.write)
       ? cacheKey({
-          modelVersion: prepared.version ?? backend.version,
+          modelVersion: `${keyedVersion}${request.cacheVariant ? `+${request.cacheVariant}` : ''}`,
           scope: cacheScope(caching.config, key?.keyId),
           input: request.input,
           params: { ...request.params, maxTokens: prepared.maxTokens },
@@ -109,7 +112,7 @@ export async function startGeneration(
             maxTokens: prepared.maxTokens,
             price: backend.price,
             reserveMicros: prepared.reserveMicros,
-            model: { id: backend.id, maxConcurrentRequests: admission.modelCaps.get(backend.id) ?? 0 },
+            model: modelCap(admission.modelCaps, backend),
           }),
         )
       : undefined,
@@ -149,11 +152,15 @@ export async function startGeneration(
         const used = { promptTokens: usage.promptTokens ?? prepared.promptTokens, completionTokens: usage.completionTokens, costMicros: prepared.spentMicros?.() };
         // Settled after the response (the cost is known without DynamoDB): see AdmissionControl.settle.
         if (admitted) request.waitUntil(afterResponse(admitted, used));
-        // Stored before the response ends, so a client repeating the request finds it.
+        // Stored after the response too; until stored, this instance answers a repeat from memory.
         const entry = await recording?.completed;
-        if (entry && hash && decision) {
-          const stored = await caching!.cache.put(hash, entry, decision.ttlSeconds);
-          if (stored === 'failed') request.warn('cache write failed', undefined);
+        // An answer a fallback target wrote (or finished) is not the keyed version's: not stored.
+        if (entry && hash && decision && (prepared.servedBy ? prepared.servedBy() : keyedVersion) === keyedVersion) {
+          request.waitUntil(
+            caching!.cache.put(hash, entry, decision.ttlSeconds).then((stored) => {
+              if (stored === 'failed') request.warn('cache write failed', undefined);
+            }),
+          );
         }
         return used.costMicros ?? costMicros(used.promptTokens, used.completionTokens, backend.price);
       })();
@@ -189,6 +196,12 @@ export async function startGeneration(
       for (const crossing of crossings) request.onBudgetCrossing?.(crossing);
     }
   }
+}
+
+/** A cap of the exact version (each has its own compute), else of the model's name. */
+function modelCap(caps: ReadonlyMap<string, number>, backend: ModelBackend): { id: string; maxConcurrentRequests: number } {
+  const id = caps.has(backend.version) ? backend.version : backend.id;
+  return { id, maxConcurrentRequests: caps.get(id) ?? 0 };
 }
 
 /** Limits a cache hit counts toward, as any request does. */

@@ -41,6 +41,8 @@ export interface ModelFunction extends ModelFunctionUrl {
   price: ModelPrice;
   /** Completion tokens when a request sets none. */
   maxTokens?: number;
+  /** Requests admitted to this model at once across all gateways (a DynamoDB count); unset: no cap. */
+  maxConcurrentRequests?: number;
 }
 
 const micros = z.number().int().min(0);
@@ -48,6 +50,7 @@ const modelFunctionExtras = z.object({
   contextLength: z.number().int().positive(),
   price: z.object({ inputMicrosPerMillionTokens: micros, outputMicrosPerMillionTokens: micros }),
   maxTokens: z.number().int().positive().optional(),
+  maxConcurrentRequests: z.number().int().positive().optional(),
 });
 
 /**

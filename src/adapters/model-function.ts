@@ -5,7 +5,7 @@ import { ApiError, errorResponse } from '../api/errors.js';
 import { engineBackend } from '../backends/engine-backend.js';
 import { loadModel } from '../engine/index.js';
 import { createGateway, type Gateway } from '../gateway.js';
-import { fetchModelPackage } from '../models/index.js';
+import { fetchModelPackage, modelPackagePrefix, ModelStoreError } from '../models/index.js';
 import type { RequestLogger } from '../telemetry/index.js';
 
 /** Function URLs take at most 6 MB; the gateway in front already enforced its own, smaller limit. */
@@ -52,13 +52,8 @@ export function modelFunctionGateway(options: ModelFunctionOptions): Gateway {
     let gateway: Gateway;
     try {
       gateway = await (ready ??= start());
-    } catch {
-      return errorResponse(
-        new ApiError(503, 'The model is currently unavailable. Please try again later.', {
-          code: 'model_unavailable',
-          headers: { 'retry-after': '5' },
-        }),
-      );
+    } catch (error) {
+      return errorResponse(loadFailure(error, options));
     }
     return gateway(request, runtime);
   };
@@ -76,6 +71,22 @@ async function load(options: ModelFunctionOptions): Promise<Gateway> {
     maxRequestBytes: MODEL_FUNCTION_MAX_REQUEST_BYTES,
     logPrompts: false,
   });
+}
+
+/**
+ * A package that was never pushed says so, with where it was looked for (the role's s3:ListBucket
+ * on the prefix makes S3 answer 404 rather than 403 for it); anything else is an outage.
+ */
+function loadFailure(error: unknown, options: ModelFunctionOptions): ApiError {
+  const headers = { 'retry-after': '5' };
+  if (error instanceof ModelStoreError && error.code === 'package_missing') {
+    const where = `s3://${options.bucket}/${modelPackagePrefix(options.name, options.version)}`;
+    return new ApiError(503, `model ${options.name} version ${options.version} is not in ${where}; push it with \`aigw models push\``, {
+      code: 'model_not_pushed',
+      headers,
+    });
+  }
+  return new ApiError(503, 'The model is currently unavailable. Please try again later.', { code: 'model_unavailable', headers });
 }
 
 function describe(error: unknown): string {

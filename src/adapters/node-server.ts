@@ -28,7 +28,8 @@ export async function serveNode(gateway: Gateway, options: { host: string; port:
   // Each socket's latest response: once it has started, a parse error can only close the connection.
   const responses = new WeakMap<Socket, ServerResponse>();
   let origin = '';
-  const server = createServer((req, res) => {
+  // Host is checked in handle(), so a request without one gets a body with its 400 (Node's own has none).
+  const server = createServer({ requireHostHeader: false }, (req, res) => {
     const controller = new AbortController();
     inFlight.add(controller);
     responses.set(req.socket, res);
@@ -85,6 +86,9 @@ async function handle(
   runtime: GatewayContext,
 ): Promise<void> {
   const method = req.method ?? 'GET';
+  if (req.httpVersion === '1.1' && req.headers.host === undefined) {
+    return send(res, errorResponse(new ApiError(400, 'HTTP/1.1 requests must carry a Host header.', { code: 'missing_host' })));
+  }
   if (isUnsupportedMethod(method)) return send(res, errorResponse(unsupportedMethod(method)));
   // The URL comes from the listening address and the target's path, never from the Host header.
   const url = requestUrl(origin, req.url ?? '/');

@@ -6,8 +6,12 @@ import { ChatTemplateError } from '../engine/chat-template.js';
 import { ModelPackageError } from '../models/errors.js';
 import { AdmissionRejectedError, AdmissionUnavailableError, UnknownPlanError } from '../admission/index.js';
 import { CacheHeaderError } from '../cache/errors.js';
+// The files, not routing/index.js: its upstream models import this module back.
+import { AliasStoreUnavailableError } from '../routing/alias-store.js';
+import { AliasTargetMissingError } from '../routing/model-resolver.js';
 import { RoutingError } from '../routing/routing-errors.js';
 import { BackendError } from '../backends/errors.js';
+import { GuardrailBlockedError } from '../guardrails/guarded-backend.js';
 import { rateLimitHeaders } from './rate-limit-headers.js';
 
 export interface ApiErrorOptions {
@@ -171,16 +175,27 @@ export function toApiError(error: unknown, opts: ToApiErrorOptions = {}): ApiErr
   if (error instanceof UnknownPlanError) {
     return new ApiError(500, GENERIC_SERVER_ERROR);
   }
+  if (error instanceof AliasStoreUnavailableError) {
+    return new ApiError(503, 'Model aliases cannot be read right now. Please try again shortly.', { code: 'alias_unavailable', headers: { 'retry-after': '1' } });
+  }
+  if (error instanceof AliasTargetMissingError) {
+    // The operator's mistake (an alias pointing at a version not deployed here), not the client's.
+    return new ApiError(503, MODEL_UNAVAILABLE, { code: 'model_unavailable' });
+  }
   if (error instanceof CacheHeaderError) {
     return new ApiError(400, error.message, { code: 'invalid_cache_header', param: error.header });
   }
 
+  if (error instanceof GuardrailBlockedError) {
+    return new ApiError(400, error.message, { code: 'content_filter', param: promptParam });
+  }
   if (error instanceof RoutingError) {
     return new ApiError(error.status, error.message, {
       code: error.code,
       ...(error.code === 'model_unavailable' ? { headers: { 'retry-after': '1' } } : {}),
     });
   }
+
   if (error instanceof BackendError) return backendApiError(error);
 
   if (error instanceof EngineError) {

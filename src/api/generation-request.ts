@@ -21,6 +21,8 @@ export function endpointOf(pathname: string): Endpoint | undefined {
 
 export interface GenerationRequestBody {
   model: string;
+  /** OpenAI's `user` field: with an alias, it keeps one end user on one version. */
+  user?: string;
   input: GenerationInput;
   params: GenerationParams;
   stream: boolean;
@@ -32,11 +34,11 @@ export function parseGenerationRequest(endpoint: Endpoint, body: unknown, defaul
   if (endpoint === 'chat') {
     const req: ChatCompletionRequest = parseChatCompletionRequest(body);
     const input: GenerationInput = { kind: 'chat', messages: req.messages, ...(req.continueFinalMessage ? { continueFinalMessage: true } : {}) };
-    return { model: req.model, input, params: paramsOf(req), stream: req.stream, includeUsage: req.includeUsage };
+    return { model: req.model, user: req.user, input, params: paramsOf(req), stream: req.stream, includeUsage: req.includeUsage };
   }
   if (endpoint === 'completions') {
     const req: CompletionRequest = parseCompletionRequest(body);
-    return { model: req.model, input: { kind: 'text', prompt: req.prompt }, params: paramsOf(req), stream: req.stream, includeUsage: req.includeUsage };
+    return { model: req.model, user: req.user, input: { kind: 'text', prompt: req.prompt }, params: paramsOf(req), stream: req.stream, includeUsage: req.includeUsage };
   }
   const req: GenerateRequest = parseGenerateRequest(body);
   return { model: req.model ?? defaultModel, input: { kind: 'chat', messages: req.messages }, params: paramsOf(req), stream: req.stream, includeUsage: true };

@@ -3,3 +3,5 @@
 export * from './audit-record.js';
 export * from './audit-log.js';
 export * from './audit-query.js';
+export * from './request-audit.js';
+export * from './config-change.js';

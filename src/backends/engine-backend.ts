@@ -1,3 +1,4 @@
+import type { ModelPrice } from '../admission/pricing.js';
 import { EngineError, generate, planGeneration, type GenerationEvent, type GenerationOptions, type LoadedModel } from '../engine/index.js';
 import type { GenerationInput, GenerationParams, ModelBackend, PreparedGeneration } from './model-backend.js';
 import { Turnstile } from './turnstile.js';
@@ -7,6 +8,10 @@ export interface EngineBackendOptions {
   defaultMaxTokens?: number;
   /** Sequences decoded at once ([performance] batch_size); later requests wait their turn. */
   batchSize?: number;
+  /** The exact version id; defaults to `<id>@<the package's version>`. */
+  version?: string;
+  /** Overrides the manifest's price (integer micro-dollars per million tokens). */
+  price?: ModelPrice;
 }
 
 /** Serves a model loaded in this process: the local default, and what a model function runs. */
@@ -15,14 +20,14 @@ export function engineBackend(model: LoadedModel, id = model.manifest.name, opti
   const turnstile = new Turnstile(options.batchSize ?? 1);
   return {
     id,
-    version: `${model.manifest.name}@${model.manifest.version}`,
-    price: model.manifest.price,
+    version: options.version ?? `${id}@${model.manifest.version}`,
+    price: options.price ?? model.manifest.price,
     created,
     ownedBy: 'aigw',
     contextLength: model.manifest.contextLength,
     continuesChat: true,
     async prepare(input: GenerationInput, params: GenerationParams): Promise<PreparedGeneration> {
-      const promptIds = promptIdsOf(model, input);
+      const promptIds = await promptIdsOf(model, input, params.maxTokens);
       // Without max_tokens, the configured default, cut to what the context has left.
       const room = model.manifest.contextLength - promptIds.length;
       const requested = params.maxTokens ?? (options.defaultMaxTokens && room > 0 ? Math.min(options.defaultMaxTokens, room) : undefined);
@@ -41,14 +46,15 @@ export function engineBackend(model: LoadedModel, id = model.manifest.name, opti
  * A partial reply is continued by templating the messages before it with the assistant's header
  * and appending the partial text as plain tokens, without the end-of-turn marker.
  */
-function promptIdsOf(model: LoadedModel, input: GenerationInput): number[] {
-  if (input.kind === 'text') return model.encodeText(input.prompt);
-  if (!input.continueFinalMessage) return model.encodeChat(input.messages);
+async function promptIdsOf(model: LoadedModel, input: GenerationInput, completionTokens: number | undefined): Promise<number[]> {
+  if (input.kind === 'text' || !input.continueFinalMessage) return model.encodePrompt(input, completionTokens);
   const partial = input.messages.at(-1);
   if (partial?.role !== 'assistant') {
     throw new EngineError('invalid_generation_params', 'continue_final_message needs the last message to be the assistant\'s');
   }
-  return [...model.encodeChat(input.messages.slice(0, -1)), ...model.encodeText(partial.content)];
+  // The partial reply goes on as plain tokens: no special tokens (a BOS) in the middle of the prompt.
+  const before = await model.encodePrompt({ kind: 'chat', messages: input.messages.slice(0, -1) }, completionTokens);
+  return [...before, ...(await model.tokenizer.encodeYielding(partial.content))];
 }
 
 async function* generateInTurn(

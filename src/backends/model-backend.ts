@@ -25,6 +25,11 @@ export interface PreparedGeneration {
   reserveMicros?: number;
   /** What the run actually cost, when it used more than one price (a fallback chain); read once the run has ended. */
   spentMicros?(): number;
+  /**
+   * The version that wrote the whole answer, when it may not be `version` (a fallback chain);
+   * undefined when several did. Read once the run has ended.
+   */
+  servedBy?(): string | undefined;
 }
 
 /** What a request brings besides its input, for backends that route on it. */

@@ -46,6 +46,11 @@ const entrySchema = z.object({
 
 export class ResponseCache {
   private readonly maxEntryBytes: number;
+  /**
+   * Entries this instance is writing right now, by hash: the write runs after the response, so a
+   * client repeating its request at once is answered from here instead of missing.
+   */
+  private readonly writing = new Map<string, CachedGeneration>();
 
   constructor(
     private readonly store: Store,
@@ -57,6 +62,8 @@ export class ResponseCache {
 
   /** The live entry under this hash; undefined when absent, expired, unreadable or the store fails. */
   async get(hash: string): Promise<CachedGeneration | undefined> {
+    const pending = this.writing.get(hash);
+    if (pending) return pending;
     try {
       const out = await this.store.client.send(new GetCommand({ TableName: this.store.tableName, Key: itemKeys.cache(hash) }));
       const item = out.Item as Partial<CacheItem> | undefined;
@@ -75,6 +82,7 @@ export class ResponseCache {
     if (!Number.isSafeInteger(ttlSeconds) || ttlSeconds <= 0) {
       throw new RangeError(`ttlSeconds must be a positive whole number, got ${ttlSeconds}`);
     }
+    this.writing.set(hash, entry);
     try {
       const item: CacheItem = { ...itemKeys.cache(hash), ttl: nowSeconds() + ttlSeconds, ...(await encodeEntry(entry)) };
       if (itemBytes(item) > this.maxEntryBytes) return 'too_large';
@@ -83,6 +91,8 @@ export class ResponseCache {
     } catch (error) {
       this.options.onError?.('put', error);
       return 'failed';
+    } finally {
+      if (this.writing.get(hash) === entry) this.writing.delete(hash);
     }
   }
 }

@@ -1,6 +1,6 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { AUDIT_KINDS, listAudit, verifyAudit, type AuditKind } from '../audit/index.js';
-import { withStore } from './keys-command.js';
+import { withStore } from './local-store.js';
 
 /** `aigw audit list|verify`: read the audit trail back, and prove it untouched. */
 export function auditCommand(): Command {

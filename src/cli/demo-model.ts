@@ -7,12 +7,12 @@ import { presetShape } from '../../tools/model-builder/presets.js';
 export const DEMO_MODEL_PATH = CONFIG_DEFAULTS.model.path;
 
 /** The seeded tiny model with random weights, built on first start instead of shipped as a blob. */
-export async function ensureDemoModel(config: AigwConfig): Promise<void> {
+export async function ensureDemoModel(config: AigwConfig, dir = config.model.path, format = config.model.format): Promise<void> {
   const precision = config.performance.precision;
   try {
     await buildModelPackage({
-      outDir: path.resolve(config.model.path),
-      layout: config.model.format === 'genai' ? 'genai' : 'optimum',
+      outDir: path.resolve(dir),
+      layout: format === 'genai' ? 'genai' : 'optimum',
       precision: precision === 'fp32' ? 'fp32' : precision === 'int8' || precision === 'q8' ? 'int8' : 'int4',
       shape: presetShape('tiny'),
       seed: 42,

@@ -3,9 +3,9 @@ import { userInfo } from 'node:os';
 import { createApiKey, limitsOfPlan, listApiKeys, revokeApiKey, updateApiKey, type ApiKeyRecord, type Limits } from '../admission/index.js';
 import { appendAudit, type AuditEvent } from '../audit/index.js';
 import type { AigwConfig } from '../config/index.js';
-import { loadConfig, parsePlanLimits } from '../config/index.js';
 import type { Store } from '../store/index.js';
-import { openLocalStore } from './local-store.js';
+import { parsePlanLimits } from '../config/index.js';
+import { withStore } from './local-store.js';
 
 /** `aigw keys create|list|revoke`: API keys in the gateway's table (the running one's, locally). */
 export function keysCommand(): Command {
@@ -141,14 +141,4 @@ function parseLimitOverrides(pairs: string[]): Limits {
   }
   const plan = parsePlanLimits(table);
   return limitsOfPlan(plan);
-}
-
-export async function withStore(command: Command, use: (store: Store, config: AigwConfig) => Promise<void>): Promise<void> {
-  const config = loadConfig(command.optsWithGlobals().config);
-  const local = await openLocalStore(config, { advertise: false });
-  try {
-    await use(local.store, config);
-  } finally {
-    await local.close();
-  }
 }

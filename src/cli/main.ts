@@ -1,10 +1,12 @@
-// cli: the `aigw` command (commander): serve, keys create|list|update|revoke, audit list|verify, models pack|import|pull|push|list.
-// Each subcommand translates flags into calls of the modules below; no logic lives here.
+// cli: the `aigw` command (commander): serve, keys, models, usage, audit, deploy check. Each
+// subcommand translates flags into calls of the modules below; no logic lives here.
 import { Command } from 'commander';
 import { auditCommand } from './audit-command.js';
+import { deployCommand } from './deploy-command.js';
 import { keysCommand } from './keys-command.js';
 import { modelsCommand } from './models-command.js';
 import { serveCommand } from './serve-command.js';
+import { usageCommand } from './usage-command.js';
 
 const program = new Command('aigw')
   .description('serverless AI gateway for open models')
@@ -12,7 +14,9 @@ const program = new Command('aigw')
   .addCommand(serveCommand())
   .addCommand(keysCommand())
   .addCommand(auditCommand())
-  .addCommand(modelsCommand());
+  .addCommand(modelsCommand())
+  .addCommand(usageCommand())
+  .addCommand(deployCommand());
 
 program.parseAsync().catch((error: unknown) => {
   // Typed errors carry messages written for the operator; show them without a stack trace.

@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { aliasCommand } from './alias-command.js';
 import { importCommand } from './model-import-command.js';
 import { packCommand } from './model-pack-command.js';
 import { pullCommand } from './model-pull-command.js';
@@ -20,5 +21,6 @@ export function modelsCommand(): Command {
     .addCommand(pullCommand())
     .addCommand(pushCommand())
     .addCommand(listCommand())
-    .addCommand(optimizeCommand());
+    .addCommand(optimizeCommand())
+    .addCommand(aliasCommand());
 }

@@ -1,18 +1,16 @@
-import { stat } from 'node:fs/promises';
-import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { GATEWAY_SERVICE_NAME, METRIC_NAMESPACE } from '../telemetry/metric-names.js';
 import { AdmissionControl, authenticateApiKey, createApiKey, listApiKeys } from '../admission/index.js';
 import { serveNode } from '../adapters/node-server.js';
-import { engineBackend } from '../backends/engine-backend.js';
-import { routedModels } from '../routing/index.js';
 import { ResponseCache } from '../cache/index.js';
 import { CONFIG_DEFAULTS, loadConfig, type AigwConfig } from '../config/index.js';
-import { loadModel, unloadAllModels } from '../engine/index.js';
+import { unloadAllModels } from '../engine/index.js';
 import { createGateway } from '../gateway.js';
-import { ensureDemoModel, DEMO_MODEL_PATH } from './demo-model.js';
+import { gatewayServices } from '../gateway-services.js';
+import { createModelResolver, routedModels } from '../routing/index.js';
+import { loadServedModels } from './served-models.js';
 import { pullWithProgress } from './model-pull-command.js';
 import { openLocalStore } from './local-store.js';
 
@@ -25,16 +23,20 @@ export function serveCommand(): Command {
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidArgumentError('expected a port number');
       return port;
     })
+    .option(
+      '--join',
+      "serve beside a running `aigw serve`: use its DynamoDB Local (same data folder), so both share keys, limits, cache and usage; give this one its own --port",
+    )
     .option('--model <hub-repo>', 'pull a model from the Hugging Face Hub (ONNX export or GGUF) and serve it (overrides [model] pull, $AIGW_MODEL_PULL)')
-    .action(async (options: { port?: number; model?: string }, command: Command) => {
+    .action(async (options: { port?: number; join?: boolean; model?: string }, command: Command) => {
       const config = loadConfig(command.optsWithGlobals().config);
       if (options.port !== undefined) config.gateway.port = options.port;
       if (options.model !== undefined) config.model.pull = options.model;
-      await serve(config);
+      await serve(config, { join: options.join ?? false });
     });
 }
 
-export async function serve(config: AigwConfig): Promise<void> {
+export async function serve(config: AigwConfig, options: { join: boolean } = { join: false }): Promise<void> {
   const logger = new Logger({ serviceName: 'aigw', logLevel: config.monitoring.log_level.toUpperCase() as 'INFO' });
   // Locally EMF lines go to stdout like in Lambda: the same lines CloudWatch would turn into metrics.
   const metrics = config.monitoring.metrics === 'emf' ? new Metrics({ namespace: METRIC_NAMESPACE, serviceName: GATEWAY_SERVICE_NAME }) : undefined;
@@ -47,36 +49,25 @@ export async function serve(config: AigwConfig): Promise<void> {
     if (config.model.name === CONFIG_DEFAULTS.model.name) config.model.name = pulled.manifest.name;
   }
 
-  const local = await openLocalStore(config, { advertise: true });
+  const local = await openLocalStore(config, { advertise: true, join: options.join });
   const cleanups: (() => Promise<void>)[] = [() => local.close()];
   const shutdown = async () => {
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
   };
   try {
-    const modelDir = path.resolve(config.model.path);
-    if (!(await exists(path.join(modelDir, 'manifest.json')))) {
-      if (path.resolve(DEMO_MODEL_PATH) !== modelDir) {
-        throw new Error(`no model package at ${config.model.path} ([model] path): build one with \`aigw models pack <folder>\``);
-      }
-      say('building the demo model (random weights, a few seconds) ...');
-      await ensureDemoModel(config);
-    }
-    const model = await loadModel(modelDir, { threads: config.performance.threads || undefined });
-    if (config.model.format !== 'auto' && config.model.format !== model.manifest.layout) {
-      throw new Error(`model.format is "${config.model.format}" but the package at ${config.model.path} is "${model.manifest.layout}"`);
-    }
-    cleanups.push(unloadAllModels);
+    cleanups.push(async () => unloadAllModels());
+    const served = await loadServedModels(config, say);
+    const firstModel = served.registry.list()[0]!.id;
 
+    const services = gatewayServices(config, local.store, { flushEachRequest: false });
+    cleanups.push(() => services.close());
+    await services.auditConfiguration();
     const control = new AdmissionControl(local.store, { leaseSeconds: config.admission.lease_seconds });
-    const models = routedModels(
-      new Map([[config.model.name, engineBackend(model, config.model.name, { defaultMaxTokens: config.model.max_tokens, batchSize: config.performance.batch_size })]]),
-      new Map([[config.model.name, config.model.max_concurrent_requests]]),
-      config.routing,
-      control,
-    );
+    const models = routedModels(served.registry.backends(), served.caps, config.routing, control);
     const gateway = createGateway({
       backends: models.backends,
-      defaultModel: config.model.name,
+      aliases: createModelResolver(local.store, { cacheMs: config.aliases.cache_seconds * 1000, logger, metrics }),
+      defaultModel: firstModel,
       authenticate: (presented) => authenticateApiKey(local.store, presented),
       logger,
       maxRequestBytes: config.gateway.max_request_bytes,
@@ -96,14 +87,16 @@ export async function serve(config: AigwConfig): Promise<void> {
       },
       allowedOrigins: config.gateway.allowed_origins,
       metrics,
+      guardrails: services.guardrails,
+      onRequestFinished: services.onRequestFinished,
     });
     const server = await serveNode(gateway, { host: config.gateway.host, port: config.gateway.port });
     cleanups.push(() => server.close());
 
-    say(`aigw is serving ${config.model.name} on ${server.url}/v1 (Ctrl-C to stop)`);
+    say(`aigw is serving ${served.registry.list().map((b) => b.version).join(', ')} on ${server.url}/v1 (Ctrl-C to stop)`);
     if ((await listApiKeys(local.store)).length === 0) {
       const { key } = await createApiKey(local.store, { name: 'dev' });
-      say(firstRunHelp(server.url, key, config.model.name));
+      say(firstRunHelp(server.url, key, firstModel));
     }
   } catch (error) {
     await shutdown();
@@ -142,9 +135,3 @@ More keys: npx aigw keys create --name <name>. The demo model has random weights
 `;
 }
 
-async function exists(file: string): Promise<boolean> {
-  return stat(file).then(
-    () => true,
-    () => false,
-  );
-}

@@ -229,12 +229,13 @@ const modelEntry = z
       return;
     }
     if (entry.base_url === undefined) {
-      for (const key of ['upstream_model', 'api_key_env', 'api_key_secret', 'timeout_ms'] as const) {
-        if (entry[key] !== undefined) problem(key, `${key} is for an upstream (base_url); a local package has none`);
+      for (const key of ['upstream_model', 'api_key_env', 'api_key_secret', 'timeout_ms', 'context_length'] as const) {
+        if (entry[key] !== undefined) problem(key, `${key} is for an upstream (base_url); a local package has its own (manifest.json)`);
       }
       return;
     }
     if (entry.format !== 'auto') problem('format', 'format is for a local package (path)');
+    if (entry.api_key_env !== undefined && entry.api_key_secret !== undefined) problem('api_key_secret', 'give api_key_env or api_key_secret, not both');
     for (const key of ['context_length', 'input_usd_per_million_tokens', 'output_usd_per_million_tokens'] as const) {
       if (entry[key] === undefined) problem(key, `an upstream needs ${key} (the gateway admits and prices requests before calling it)`);
     }
@@ -297,6 +298,13 @@ const plansSection = z
   // The built-in plans stay unless the file redefines them by name.
   .transform((plans) => ({ ...DEFAULT_PLANS, ...plans }));
 
+const aliasesSection = z.strictObject(
+  {
+    cache_seconds: integer(0, 300).default(2),
+  },
+  section('aliases'),
+);
+
 // `prefault({})` runs a missing section through its schema, so each key gets its own default.
 export const configSchema = z.strictObject({
   model: modelSection.prefault({}),
@@ -309,6 +317,7 @@ export const configSchema = z.strictObject({
   admission: admissionSection.prefault({}),
   cache: cacheSection.prefault({}),
   plans: plansSection.prefault({}),
+  aliases: aliasesSection.prefault({}),
   routing: routingSection.prefault({}),
   guardrails: guardrailsSection.prefault({}),
   audit: auditSection.prefault({}),

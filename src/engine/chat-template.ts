@@ -93,17 +93,42 @@ export function encodeChat(
   const template = explicit ? templateOrMessages : tokenizer.chatTemplate;
   const messages = (explicit ? messagesOrOpts : templateOrMessages) as readonly ChatMessage[];
   const opts = ((explicit ? maybeOpts : messagesOrOpts) ?? {}) as EncodeChatOptions;
+  return encodeSections(tokenizer, chatSections(tokenizer, template, messages, opts));
+}
+
+/** One piece of a rendered prompt: a special token the template wrote, or text to encode plainly. */
+export type PromptSection = { readonly id: number } | { readonly text: string };
+
+/**
+ * The rendered prompt split into special tokens and plain text (unescaped), before any
+ * tokenizing: what encodeChat encodes, and what a byte bound can be checked on first.
+ */
+export function chatSections(
+  tokenizer: ModelTokenizer,
+  template: string | undefined,
+  messages: readonly ChatMessage[],
+  opts: EncodeChatOptions = {},
+): PromptSection[] {
   if (template === undefined) {
     throw new ChatTemplateError('template_missing', 'the model package has no chat template (tokenizer_config.json or chat_template.jinja)');
   }
-
   const specials = specialTokenPatterns(tokenizer);
   const rendered = renderChat(template, escapeStrings(messages, specials), {
     addGenerationPrompt: opts.addGenerationPrompt ?? true,
     bosToken: tokenizer.bosToken,
     eosToken: tokenizer.eosToken,
   });
-  return encodeRendered(tokenizer, rendered, specials);
+  return renderedSections(tokenizer, rendered, specials);
+}
+
+function encodeSections(tokenizer: ModelTokenizer, sections: readonly PromptSection[]): number[] {
+  const ids: number[] = [];
+  for (const section of sections) {
+    if ('id' in section) ids.push(section.id);
+    // A loop, not push(...spread): a long prompt would overflow the argument limit.
+    else for (const id of tokenizer.encode(section.text)) ids.push(id);
+  }
+  return ids;
 }
 
 // Private-use code points: ESCAPE <index> ESCAPE_END stands for specials[index], and
@@ -156,7 +181,7 @@ function unescape(text: string, specials: SpecialPatterns): string {
   return text.replace(ESCAPED, (_, index: string) => (index === '' ? ESCAPE : specials.list[Number(index)]));
 }
 
-function encodeRendered(tokenizer: ModelTokenizer, rendered: string, specials: SpecialPatterns): number[] {
+function renderedSections(tokenizer: ModelTokenizer, rendered: string, specials: SpecialPatterns): PromptSection[] {
   const sections: { text: string; special?: string }[] = [];
   let last = 0;
   for (const match of specials.split ? rendered.matchAll(specials.split) : []) {
@@ -172,14 +197,8 @@ function encodeRendered(tokenizer: ModelTokenizer, rendered: string, specials: S
     if (token?.rstrip && i + 1 < sections.length) sections[i + 1].text = sections[i + 1].text.trimStart();
   });
 
-  const ids: number[] = [];
-  for (const section of sections) {
-    if (section.special !== undefined) {
-      ids.push(tokenizer.specialTokens.get(section.special)!.id);
-    } else if (section.text.length > 0) {
-      // A loop, not push(...spread): a long prompt would overflow the argument limit.
-      for (const id of tokenizer.encode(unescape(section.text, specials))) ids.push(id);
-    }
-  }
-  return ids;
+  return sections.flatMap((section): PromptSection[] => {
+    if (section.special !== undefined) return [{ id: tokenizer.specialTokens.get(section.special)!.id }];
+    return section.text.length > 0 ? [{ text: unescape(section.text, specials) }] : [];
+  });
 }

@@ -7,6 +7,7 @@ import { readManifest, verifyModelFolder, type ModelManifest } from '../models/i
 import { encodeChat, type ChatMessage } from './chat-template.js';
 import { readDecoderIo, type DecoderIo, type DecoderIoHints } from './decoder-io.js';
 import { EngineError } from './errors.js';
+import { encodePrompt, type PromptInput } from './prompt.js';
 import { loadTokenizer, type ModelTokenizer } from './tokenizer.js';
 
 export interface LoadModelOptions {
@@ -26,6 +27,11 @@ export interface LoadedModel {
   encodeChat(messages: readonly ChatMessage[]): number[];
   /** Prompt token ids for plain text (the legacy completions API), with the post-processor's BOS as HF adds it. */
   encodeText(text: string): number[];
+  /**
+   * A request's prompt ids, refused early (context_length_exceeded) when it can't leave room for
+   * `completionTokens` in the context, and tokenized without stalling other requests.
+   */
+  encodePrompt(input: PromptInput, completionTokens?: number): Promise<number[]>;
 }
 
 const loadedModels = new Map<string, Promise<LoadedModel>>();
@@ -79,6 +85,7 @@ async function createLoadedModel(dir: string, manifest: ModelManifest, options: 
     eosTokenIds,
     encodeChat: (messages) => encodeChat(tokenizer, messages),
     encodeText: (text) => tokenizer.encodeWithSpecialTokens(text),
+    encodePrompt: (input, completionTokens) => encodePrompt(tokenizer, input, manifest.contextLength, completionTokens),
   };
 }
 

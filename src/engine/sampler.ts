@@ -112,22 +112,59 @@ class LogitsSampler implements Sampler {
       const weights = candidates.map((i) => Math.exp((logits[i] - max) / this.temperature));
       return this.draw(candidates, weights, this.topP);
     }
+    if (this.topP < 1) return this.nucleus(logits, size, max);
     const weights = (this.weights ??= new Float64Array(this.vocabSize));
     let total = 0;
     for (let i = 0; i < size; i++) total += weights[i] = Math.exp((logits[i] - max) / this.temperature);
-    if (this.topP < 1) {
-      const kept = (this.scratch ??= new Int32Array(this.vocabSize));
-      const count = selectTopP(weights, size, this.topP, kept);
-      let keptMass = 0;
-      for (let j = 0; j < count; j++) keptMass += weights[kept[j]];
-      let r = this.random() * keptMass;
-      for (let j = 0; j < count; j++) {
-        r -= weights[kept[j]];
-        if (r < 0) return kept[j];
-      }
-      return kept[count - 1];
-    }
     return drawFrom(weights, size, total, this.random());
+  }
+
+  /**
+   * Top-p without a full-vocabulary exp or selection when it can be avoided, with the same result:
+   * only logits whose weight can reach CANDIDATE_WEIGHT (relative to the best) get an exp; the tail's
+   * mass is bounded by its count times that weight. When the nucleus is the same at both ends of the
+   * bound, it is the exact nucleus; otherwise the tail's mass is summed exactly and selection redone.
+   */
+  private nucleus(logits: Float32Array, size: number, max: number): number {
+    const weights = (this.weights ??= new Float64Array(this.vocabSize));
+    const idx = (this.scratch ??= new Int32Array(this.vocabSize));
+    const temperature = this.temperature;
+    const cutoff = max + temperature * LN_CANDIDATE_WEIGHT;
+    let count = 0;
+    let mass = 0;
+    for (let i = 0; i < size; i++) {
+      const logit = logits[i]!;
+      if (logit >= cutoff) {
+        const w = Math.exp((logit - max) / temperature);
+        weights[i] = w;
+        mass += w;
+        idx[count++] = i;
+      }
+    }
+    const neededAtMost = this.topP * (mass + (size - count) * CANDIDATE_WEIGHT);
+    let kept = selectByMass(weights, idx, count, neededAtMost);
+    if (!isNucleusForAll(weights, idx, kept, this.topP * mass, neededAtMost)) {
+      let tail = 0;
+      for (let i = 0; i < size; i++) {
+        const logit = logits[i]!;
+        if (logit < cutoff) tail += weights[i] = Math.exp((logit - max) / temperature);
+      }
+      const needed = this.topP * (mass + tail);
+      if (mass < needed) {
+        // The nucleus reaches into the tail: select over the whole vocabulary.
+        for (let i = 0; i < size; i++) idx[i] = i;
+        count = size;
+      }
+      kept = selectByMass(weights, idx, count, needed);
+    }
+    let keptMass = 0;
+    for (let j = 0; j < kept; j++) keptMass += weights[idx[j]!]!;
+    let r = this.random() * keptMass;
+    for (let j = 0; j < kept; j++) {
+      r -= weights[idx[j]!]!;
+      if (r < 0) return idx[j]!;
+    }
+    return idx[kept - 1]!;
   }
 
   /** Draws among candidates sorted by weight, after cutting them to the top-p mass. */
@@ -221,17 +258,29 @@ export function topPIndices(weights: ArrayLike<number>, size: number, p: number)
 
 /** topPIndices without allocations: leaves the kept indices in scratch[0, count) and returns count. */
 function selectTopP(weights: ArrayLike<number>, size: number, p: number, scratch: Int32Array): number {
+  const values = weights instanceof Float64Array ? weights : Float64Array.from(weights);
   let total = 0;
-  for (let i = 0; i < size; i++) total += weights[i];
-  const idx = scratch;
-  for (let i = 0; i < size; i++) idx[i] = i;
-  // idx[0, lo) is kept; the answer's boundary lies in idx[lo, hi); idx[hi, size) is dropped.
+  for (let i = 0; i < size; i++) total += values[i]!;
+  for (let i = 0; i < size; i++) scratch[i] = i;
+  return selectByMass(values, scratch, size, p * total);
+}
+
+// Weights below this (relative to the best token's 1) skip the exp in nucleus(): e^-16, ~1.1e-7.
+const LN_CANDIDATE_WEIGHT = -16;
+const CANDIDATE_WEIGHT = Math.exp(LN_CANDIDATE_WEIGHT);
+
+/**
+ * Among the `count` indices in idx, moves the fewest highest-ranked ones whose weights sum to at
+ * least `needed` to idx[0, kept) and returns kept (at least 1).
+ */
+function selectByMass(weights: Float64Array, idx: Int32Array, count: number, needed: number): number {
+  // idx[0, lo) is kept; the answer's boundary lies in idx[lo, hi); idx[hi, count) is dropped.
   let lo = 0;
-  let hi = size;
-  let needed = p * total;
+  let hi = count;
   while (lo < hi && needed > 0) {
     const mid = lo + ((hi - lo) >> 1);
     const pivot = idx[mid];
+    const pivotWeight = weights[pivot];
     idx[mid] = idx[hi - 1];
     idx[hi - 1] = pivot;
     // Move everything that ranks before the pivot to the front of the range, summing its mass.
@@ -239,8 +288,10 @@ function selectTopP(weights: ArrayLike<number>, size: number, p: number, scratch
     let mass = 0;
     for (let i = lo; i < hi - 1; i++) {
       const candidate = idx[i];
-      if (ranksBefore(weights, candidate, pivot)) {
-        mass += weights[candidate];
+      const weight = weights[candidate];
+      // ranksBefore, inlined: this loop is the sampler's hot path.
+      if (weight > pivotWeight || (weight === pivotWeight && candidate < pivot)) {
+        mass += weight;
         idx[i] = idx[store];
         idx[store++] = candidate;
       }
@@ -250,7 +301,7 @@ function selectTopP(weights: ArrayLike<number>, size: number, p: number, scratch
     if (mass >= needed) {
       hi = store;
     } else {
-      needed -= mass + weights[pivot];
+      needed -= mass + pivotWeight;
       lo = store + 1;
       // The pivot completed the mass: nothing after it is needed.
       if (needed <= 0) break;
@@ -258,8 +309,25 @@ function selectTopP(weights: ArrayLike<number>, size: number, p: number, scratch
   }
   if (lo > 0) return lo;
   // At least the single best token, even for a vanishing p.
-  idx[0] = argmax(weights, size);
+  let best = idx[0];
+  for (let i = 1; i < count; i++) if (ranksBefore(weights, idx[i], best)) best = idx[i];
+  idx[0] = best;
   return 1;
+}
+
+/**
+ * True when idx[0, kept) is the nucleus for every needed mass in [neededAtLeast, neededAtMost]: it
+ * holds at least the most, and without its lowest-ranked member less than the least.
+ */
+function isNucleusForAll(weights: Float64Array, idx: Int32Array, kept: number, neededAtLeast: number, neededAtMost: number): boolean {
+  let mass = 0;
+  let weakest = idx[0]!;
+  for (let j = 0; j < kept; j++) {
+    const i = idx[j]!;
+    mass += weights[i]!;
+    if (ranksBefore(weights, weakest, i)) weakest = i;
+  }
+  return mass >= neededAtMost && mass - weights[weakest]! < neededAtLeast;
 }
 
 /**

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
+import { encodeYielding, tokenBound, type TokenBound } from './prompt-encoding.js';
 
 export type TokenizerLoadErrorCode = 'tokenizer_missing' | 'tokenizer_invalid';
 
@@ -44,11 +45,17 @@ export interface ModelTokenizer {
   readonly specialTokens: ReadonlyMap<string, SpecialToken>;
   /** Plain text to ids: special-token text such as `<|im_end|>` is encoded as ordinary text. */
   encode(text: string): number[];
+  /** The same ids as encode, pausing between pieces of a long text so other work can run. */
+  encodeYielding(text: string): Promise<number[]>;
+  /** Why a text's UTF-8 bytes bound its tokens from below, when that is provable (prompt-encoding.ts). */
+  readonly tokenBound: TokenBound | undefined;
   /**
    * encode() plus the ids the tokenizer's post-processor adds around a single text (Llama's BOS;
    * nothing for Qwen): Hugging Face `tokenizer(text)`, for prompts that skip the chat template.
    */
   encodeWithSpecialTokens(text: string): number[];
+  /** The ids encodeWithSpecialTokens puts before and after the text. */
+  readonly textAffixes: { readonly prefix: readonly number[]; readonly suffix: readonly number[] };
   /**
    * Ids to text, never cleaning up spaces (as the Rust tokenizers and streaming servers do), so
    * streamed and whole decodes agree. Ids outside the vocabulary are dropped.
@@ -194,6 +201,9 @@ function createModelTokenizer(tokenizerJson: Json, config: Json, optional: Optio
     specialTokens: specials,
     encode,
     encodeWithSpecialTokens: (text) => [...prefix, ...encode(text), ...suffix],
+    textAffixes: { prefix, suffix },
+    encodeYielding: (text) => encodeYielding(plain, text),
+    tokenBound: tokenBound(tokenizerJson, addedTokens.filter((t) => !specials.has(t.content))),
     decode(ids, options = {}) {
       const known = ids.filter(isKnown);
       if (options.skipSpecialTokens) return decodeRun(known.filter((id) => !specialIds.has(id)));

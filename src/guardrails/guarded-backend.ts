@@ -1,7 +1,8 @@
 // A backend with guardrails around it: the prompt is checked before anything is admitted or run
 // (a block is an error, a mask rewrites it), and the output stream is filtered on its way out, so
-// the cache records filtered text. A block on output ends the generation with "content_filter".
-import type { GenerationInput, GenerationParams, ModelBackend, PreparedGeneration } from '../backends/model-backend.js';
+// the cache records filtered text (the gateway keys entries by the profile's id too, so another
+// rule set is never served them). A block on output ends the generation with "content_filter".
+import type { GenerationInput, GenerationParams, ModelBackend, PrepareContext, PreparedGeneration } from '../backends/model-backend.js';
 import type { GenerationEvent } from '../engine/index.js';
 import type { GuardrailSet } from './guardrail-set.js';
 import { filterText, GuardrailStream, type GuardrailHit } from './guardrail-stream.js';
@@ -24,23 +25,29 @@ export class GuardrailBlockedError extends Error {
 export interface GuardrailObserver {
   /** Called once for the prompt and once when the output ends (even early), with every rule that matched. */
   onHits(where: 'input' | 'output', hits: readonly GuardrailHit[]): void;
+  /** The prompt as the model gets it (masked), for logs that keep prompts. */
+  onInput?(input: GenerationInput): void;
 }
 
 export function guardedBackend(backend: ModelBackend, profile: GuardrailProfile, observer: GuardrailObserver): ModelBackend {
   return {
     id: backend.id,
-    // Cache entries hold filtered text: another rule set must never be served them.
-    version: `${backend.version}+guardrails.${profile.id}`,
+    version: backend.version,
     price: backend.price,
     created: backend.created,
     ownedBy: backend.ownedBy,
     contextLength: backend.contextLength,
-    async prepare(input: GenerationInput, params: GenerationParams): Promise<PreparedGeneration> {
-      const prepared = await backend.prepare(checkInput(input, profile.input, observer), params);
+    ...(backend.continuesChat === undefined ? {} : { continuesChat: backend.continuesChat }),
+    async prepare(input: GenerationInput, params: GenerationParams, context?: PrepareContext): Promise<PreparedGeneration> {
+      const prepared = await backend.prepare(checkInput(input, profile.input, observer), params, context);
       return {
         promptTokens: prepared.promptTokens,
         maxTokens: prepared.maxTokens,
         run: (signal) => filterEvents(prepared.run(signal), profile.output, prepared.promptTokens, observer),
+        ...(prepared.version === undefined ? {} : { version: prepared.version }),
+        ...(prepared.reserveMicros === undefined ? {} : { reserveMicros: prepared.reserveMicros }),
+        ...(prepared.spentMicros ? { spentMicros: prepared.spentMicros.bind(prepared) } : {}),
+        ...(prepared.servedBy ? { servedBy: prepared.servedBy.bind(prepared) } : {}),
       };
     },
   };
@@ -59,8 +66,9 @@ function checkInput(input: GenerationInput, set: GuardrailSet, observer: Guardra
   };
   // Each message on its own: a term split between two messages is not in either.
   const checked: GenerationInput =
-    input.kind === 'chat' ? { kind: 'chat', messages: input.messages.map((m) => ({ ...m, content: check(m.content) })) } : { kind: 'text', prompt: check(input.prompt) };
+    input.kind === 'chat' ? { ...input, messages: input.messages.map((m) => ({ ...m, content: check(m.content) })) } : { kind: 'text', prompt: check(input.prompt) };
   observer.onHits('input', hits);
+  observer.onInput?.(checked);
   return checked;
 }
 

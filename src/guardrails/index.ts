@@ -5,3 +5,4 @@ export * from './guardrail-stream.js';
 export * from './detectors.js';
 export * from './guarded-backend.js';
 export * from './guardrail-policy.js';
+export * from './guardrail-outcome.js';

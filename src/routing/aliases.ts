@@ -87,6 +87,14 @@ function next(alias: AliasRecord, changes: Partial<AliasRecord>, change: AliasCh
   return Object.fromEntries(Object.entries(record).filter(([, value]) => value !== undefined)) as unknown as AliasRecord;
 }
 
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._:/-]*$/;
+const VERSION_ID = /^[A-Za-z0-9][A-Za-z0-9._:/-]*@[A-Za-z0-9][A-Za-z0-9._:-]*$/;
+
+function checkNames(name: string, target: string): void {
+  if (!NAME.test(name)) throw new AliasChangeError(`"${name}" is not an alias name: letters, digits, ".", "_", ":", "/" or "-", no "@"`);
+  if (!VERSION_ID.test(target)) throw new AliasChangeError(`"${target}" is not a model version: expected name@version, e.g. qwen@4`);
+}
+
 /** Points the alias at one target with all the traffic; a running canary ends. */
 export function setAlias(
   current: AliasRecord | undefined,
@@ -95,6 +103,7 @@ export function setAlias(
   now = new Date(),
   thresholds: Partial<RollbackThresholds> = {},
 ): AliasRecord {
+  checkNames(name, target);
   if (!current) {
     return { name, stable: target, thresholds: { ...DEFAULT_ROLLBACK_THRESHOLDS, ...thresholds }, revision: 1, lastChange: stamp('set', now) };
   }
@@ -111,6 +120,7 @@ export function startCanary(
   thresholds: Partial<RollbackThresholds> = {},
 ): AliasRecord {
   if (!current) throw new AliasChangeError('the alias does not exist yet: point it at its stable version first (aigw models alias set)');
+  checkNames(current.name, target);
   if (!Number.isInteger(weight) || weight < 0 || weight > 100) throw new AliasChangeError('the weight is a whole percent from 0 to 100');
   if (target === current.stable) throw new AliasChangeError(`${target} is already the stable version of ${current.name}`);
   const id = current.canary?.target === target ? current.canary.id : `${current.revision + 1}`;

@@ -71,15 +71,25 @@ export function fallbackChain(options: FallbackChainOptions): ModelBackend {
     id: options.id,
     // Cache entries follow the primary: the chain is fixed, so the same request routes the same way.
     version: primary.version,
+    ...reachable(backends, primary),
+    prepare: (input, params, context) => prepareChain(options, input, params, context),
+  };
+}
+
+/**
+ * What a model served by several backends shows of itself: the highest price and the longest
+ * context of any it may reach (what admission and /v1/models see), the rest from the first.
+ */
+export function reachable(backends: readonly ModelBackend[], first: ModelBackend): Pick<ModelBackend, 'price' | 'created' | 'ownedBy' | 'contextLength' | 'continuesChat'> {
+  return {
     price: {
       inputMicrosPerMillionTokens: Math.max(...backends.map((b) => b.price.inputMicrosPerMillionTokens)),
       outputMicrosPerMillionTokens: Math.max(...backends.map((b) => b.price.outputMicrosPerMillionTokens)),
     },
-    created: primary.created,
-    ownedBy: primary.ownedBy,
+    created: first.created,
+    ownedBy: first.ownedBy,
     contextLength: Math.max(...backends.map((b) => b.contextLength)),
     continuesChat: backends.some((b) => b.continuesChat),
-    prepare: (input, params, context) => prepareChain(options, input, params, context),
   };
 }
 
@@ -97,7 +107,8 @@ async function prepareChain(
   const usable = settled.flatMap((result, index) => (result.status === 'fulfilled' ? [{ index, prepared: result.value }] : []));
   if (usable.length === 0) throw primaryFailure ?? (settled.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason;
 
-  const skipped: AttemptRecord[] = settled.flatMap((result, index) =>
+  // Targets skipped now are the first attempts; runChain adds the rest.
+  const attempts: AttemptRecord[] = settled.flatMap((result, index) =>
     result.status === 'rejected' ? [{ target: options.targets[index]!.backend.version, outcome: triggerBeforeFirstToken(result.reason) ?? 'server_error', tokens: 0 }] : [],
   );
   const promptTokens = Math.max(...usable.map((u) => u.prepared.promptTokens));
@@ -108,13 +119,18 @@ async function prepareChain(
     maxTokens,
     reserveMicros: reservation(options, usable.map((u) => options.targets[u.index]!.backend), input, promptTokens, maxTokens),
     spentMicros: () => spends.reduce((sum, s) => sum + costMicros(s.promptTokens, s.completionTokens, s.price), 0),
+    // The whole answer is one version's only when exactly one target generated it.
+    servedBy: () => {
+      const served = attempts.find((a) => a.outcome === 'served');
+      return served && attempts.every((a) => a === served || a.tokens === 0) ? served.target : undefined;
+    },
     run: (signal) =>
       runChain(options, {
         input,
         params,
         context,
         prepared: new Map(usable.map((u) => [u.index, u.prepared])),
-        attempts: skipped,
+        attempts,
         spends,
         signal,
       }),
@@ -209,6 +225,7 @@ async function* runChain(options: FallbackChainOptions, run: ChainRun): AsyncGen
     const attempt = new AbortController();
     const onAbort = () => attempt.abort(signal.reason);
     signal.addEventListener('abort', onAbort, { once: true });
+    if (signal.aborted) onAbort(); // the client left while this target was being prepared
     const iterator = prepared.run(attempt.signal)[Symbol.asyncIterator]();
     const spend: Spend = { price: backend.price, promptTokens: prepared.promptTokens, completionTokens: 0 };
     let tokens = 0;

@@ -7,6 +7,8 @@ export * from './alias-store.js';
 export * from './sticky-assignment.js';
 export * from './canary-health.js';
 export * from './model-resolver.js';
+export * from './upstream-models.js';
+export * from './release-setup.js';
 export { CircuitBreaker, CircuitBreakers, type BreakerPermit, type BreakerState, type CircuitBreakerOptions } from './circuit-breaker.js';
 export { canContinue, continuationInput } from './continuation.js';
 export { fallbackChain, triggerBeforeFirstToken, type AttemptRecord, type ChainTarget, type FallbackChainOptions, type FallbackTrigger, type TargetSlots } from './fallback-chain.js';

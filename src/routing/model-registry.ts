@@ -40,9 +40,9 @@ export class ModelRegistry {
     return this.versions;
   }
 
-  /** Every id a client may send besides aliases: bare names first, then exact versions. */
-  ids(): string[] {
+  /** Every id a client may send besides aliases, to its backend: bare names first, then exact versions. */
+  backends(): Map<string, ModelBackend> {
     const names = [...new Set(this.versions.map((b) => b.id))];
-    return [...names, ...this.versions.map((b) => b.version).filter((v) => !names.includes(v))];
+    return new Map([...names.map((name) => [name, this.byId.get(name)!] as const), ...this.versions.map((b) => [b.version, b] as const)]);
   }
 }

@@ -5,7 +5,6 @@ import type { GenerationEvent } from '../engine/index.js';
 import { weightedTargets, type AliasRecord, type WeightedTarget } from './aliases.js';
 import { AliasStoreUnavailableError, type AliasStore } from './alias-store.js';
 import type { CanaryHealth, RequestOutcome } from './canary-health.js';
-import type { ModelRegistry } from './model-registry.js';
 import { assignTarget } from './sticky-assignment.js';
 
 /** An alias points at a version this gateway does not serve (a typo, or a model not deployed here). */
@@ -20,10 +19,11 @@ export interface ResolvedModel {
   alias?: { name: string; revision: number; role: WeightedTarget['role']; targets: WeightedTarget[] };
 }
 
+/** Model id → backend: the gateway's served ids (ModelRegistry.backends(), with [routing] applied). */
+export type BackendLookup = ReadonlyMap<string, ModelBackend>;
+
 export interface ModelResolverOptions {
-  registry: ModelRegistry;
-  /** Absent: no aliases (a model function serves exactly its own model). */
-  aliases?: AliasStore;
+  aliases: AliasStore;
   health?: CanaryHealth;
   /** Non-fatal trouble: the alias store unreadable, a count that could not be written. */
   warn?: (message: string, error?: unknown) => void;
@@ -32,17 +32,14 @@ export interface ModelResolverOptions {
 export class ModelResolver {
   constructor(private readonly options: ModelResolverOptions) {}
 
-  get registry(): ModelRegistry {
-    return this.options.registry;
-  }
-
   /**
    * The backend for `requested`, or undefined when nothing by that name is served here. Aliases
    * win over bare model names, so an alias named like the model (`qwen`) releases its versions.
    */
-  async resolve(requested: string, stickiness: string): Promise<ResolvedModel | undefined> {
-    const { registry, aliases } = this.options;
-    if (requested.includes('@') || !aliases) {
+  async resolve(requested: string, stickiness: string, registry: BackendLookup): Promise<ResolvedModel | undefined> {
+    const { aliases } = this.options;
+    // Alias names never hold "@": an exact version needs no read.
+    if (requested.includes('@')) {
       const backend = registry.get(requested);
       return backend && { backend };
     }
@@ -60,18 +57,19 @@ export class ModelResolver {
       const backend = registry.get(requested);
       return backend && { backend };
     }
-    return this.resolveAlias(alias, stickiness);
+    return this.resolveAlias(alias, stickiness, registry);
   }
 
-  /** Every model id a client may send: aliases, bare names and exact versions. */
-  async ids(): Promise<string[]> {
-    const served = this.options.registry.ids();
-    const aliasNames = this.options.aliases ? await this.options.aliases.names().catch(() => []) : [];
-    return [...new Set([...served, ...aliasNames])];
+  /** The alias names to list beside the served models (none when the store can't be read). */
+  async aliasNames(): Promise<string[]> {
+    return this.options.aliases.names().catch((error) => {
+      this.options.warn?.('alias index unavailable; listing served models only', error);
+      return [];
+    });
   }
 
-  private resolveAlias(alias: AliasRecord, stickiness: string): ResolvedModel {
-    const { registry, health } = this.options;
+  private resolveAlias(alias: AliasRecord, stickiness: string, registry: BackendLookup): ResolvedModel {
+    const { health } = this.options;
     let chosen = assignTarget(alias, stickiness);
     const targets = weightedTargets(alias);
     let backend = registry.get(chosen.target);

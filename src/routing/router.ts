@@ -6,7 +6,7 @@
 import type { GenerationInput, GenerationParams, ModelBackend, PrepareContext, PreparedGeneration } from '../backends/model-backend.js';
 import { promptTokenBound } from '../backends/upstream-backend.js';
 import type { CircuitBreakers } from './circuit-breaker.js';
-import { fallbackChain, type TargetSlots } from './fallback-chain.js';
+import { fallbackChain, reachable, type TargetSlots } from './fallback-chain.js';
 import { ROUTE_HEADER, chooseRoute, lastUserMessage, type RouteTable } from './route-rules.js';
 
 export interface RoutingOptions {
@@ -65,19 +65,11 @@ export function withRouting(backends: ReadonlyMap<string, ModelBackend>, options
 }
 
 function routedBackend(name: string, table: RouteTable, chains: ReadonlyMap<string, ModelBackend>, defaultTarget: ModelBackend): ModelBackend {
-  const all = [...chains.values()];
   const countsPrompt = table.rules.some((r) => r.when.kind === 'prompt_tokens');
   return {
     id: name,
     version: defaultTarget.version,
-    price: {
-      inputMicrosPerMillionTokens: Math.max(...all.map((b) => b.price.inputMicrosPerMillionTokens)),
-      outputMicrosPerMillionTokens: Math.max(...all.map((b) => b.price.outputMicrosPerMillionTokens)),
-    },
-    created: defaultTarget.created,
-    ownedBy: defaultTarget.ownedBy,
-    contextLength: Math.max(...all.map((b) => b.contextLength)),
-    continuesChat: all.some((b) => b.continuesChat),
+    ...reachable([...chains.values()], defaultTarget),
     async prepare(input: GenerationInput, params: GenerationParams, context?: PrepareContext): Promise<PreparedGeneration> {
       const decision = chooseRoute(table, {
         promptTokens: countsPrompt ? await promptTokensOf(defaultTarget, input, params) : 0,

@@ -51,8 +51,10 @@ export function routedModels(
   const slots: TargetSlots | undefined = capped
     ? {
         acquire: async (target) => {
-          const cap = modelCaps.get(target.id) ?? 0;
-          return cap > 0 ? control.holdModelSlot(target.id, cap) : async () => undefined;
+          // A version's own cap ([[models]] entry), else one set for the model's name.
+          const id = modelCaps.has(target.version) ? target.version : target.id;
+          const cap = modelCaps.get(id) ?? 0;
+          return cap > 0 ? control.holdModelSlot(id, cap) : async () => undefined;
         },
       }
     : undefined;

@@ -7,6 +7,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { StaticCredentials } from './dynamodb-client.js';
 
@@ -88,7 +89,8 @@ export async function checkJava(env: NodeJS.ProcessEnv = process.env): Promise<n
 }
 
 /**
- * Listens on `port` (0: any) on all interfaces, as DynamoDB Local binds them, and releases it.
+ * Listens on `port` (0: any) on all interfaces and releases it: a port some other process holds on
+ * any address is refused, though DynamoDB Local itself binds 127.0.0.1 only.
  * Probing first matters: java binds late, and until it fails the readiness probe would happily
  * talk to whoever already holds the port.
  */
@@ -140,8 +142,12 @@ async function persistentCredentials(dataDir: string): Promise<StaticCredentials
   return credentials;
 }
 
+/** The launcher that keeps DynamoDB Local on 127.0.0.1 (see the file: the jar has no bind-address option). */
+const LOOPBACK_LAUNCHER = fileURLToPath(new URL('./LoopbackDynamoDbLocal.java', import.meta.url));
+
 // The package builds the java command line (jar path, -inMemory/-dbPath, -port); its factory
-// lets us add flags and the child's environment, which its default `spawn` export cannot.
+// lets us change it and the child's environment, which its default `spawn` export cannot: the jar
+// goes on the class path and the loopback launcher runs in its place (java's source-file mode).
 type PackageSpawn = (options: {
   path?: string | null;
   port?: number | null;
@@ -157,19 +163,25 @@ function packageSpawn(env: NodeJS.ProcessEnv): PackageSpawn {
   const { createSpawn } = require(join(moduleDir, 'factories', 'spawn.js')) as {
     createSpawn: CreateSpawn;
   };
-  return createSpawn(moduleDir, (command, args, options) =>
-    spawn(
+  return createSpawn(moduleDir, (command, args, options) => {
+    const jar = args.indexOf('-jar');
+    if (jar < 0) throw new DynamoDbLocalStartError(`unexpected DynamoDB Local command line: ${args.join(' ')}`);
+    return spawn(
       command,
       [
-        ...args,
+        ...args.slice(0, jar),
+        '-cp',
+        args[jar + 1]!,
+        LOOPBACK_LAUNCHER,
+        ...args.slice(jar + 2),
         '-disableTelemetry',
         // Only a page on this never-resolvable origin may call it from a browser, i.e. none.
         '-cors',
         'http://localhost.invalid',
       ],
       { ...options, env: { ...env, DDB_LOCAL_TELEMETRY: '0' } },
-    ),
-  );
+    );
+  });
 }
 
 const OUTPUT_TAIL_CHARS = 2_000;
@@ -209,7 +221,9 @@ async function launch(
     child.once('exit', (code, signal) =>
       reject(
         new DynamoDbLocalStartError(
-          `DynamoDB Local exited during start (${signal ?? `code ${code}`}): ${output.trim()}`,
+          /jdk\.compiler/.test(output)
+            ? `DynamoDB Local's loopback launcher runs in java's source-file mode, which needs the jdk.compiler module: this Java has none (slim JRE images leave it out; Debian's openjdk-17-jre-headless has it): ${output.trim()}`
+            : `DynamoDB Local exited during start (${signal ?? `code ${code}`}): ${output.trim()}`,
         ),
       ),
     );
@@ -275,10 +289,9 @@ function guardAgainstOrphan(child: ChildProcess): () => void {
 }
 
 /**
- * Starts DynamoDB Local and resolves once it answers HTTP.
- * DynamoDB Local has no bind-address option (its Jetty listens on all interfaces), so each run
- * uses secret credentials: without `-sharedDb` it keeps one database per access key id, and a
- * stranger on the network reaching the port sees an empty database, never aigw's.
+ * Starts DynamoDB Local on 127.0.0.1 (through LoopbackDynamoDbLocal.java) and resolves once it
+ * answers HTTP. Its credentials are secret too: without `-sharedDb` it keeps one database per
+ * access key id and region, so another local user reaching the port sees an empty database.
  */
 export async function startDynamoDbLocal(options: DynamoDbLocalOptions = {}): Promise<DynamoDbLocal> {
   const env = options.env ?? process.env;

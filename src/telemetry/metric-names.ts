@@ -35,10 +35,14 @@ export const METRIC = {
   routeDecisions: 'RouteDecisions',
   /** Count, with dimension Trigger; one per target a request left for the next one. */
   fallbacks: 'Fallbacks',
-  /** Count, one per reply continued on another target after its stream broke. */
+  /** Count, one per stream that broke or stalled after its first token (continued on the next target, or ended with stream_interrupted). */
   continuations: 'Continuations',
   /** Count, with dimension Percent; one per key per threshold crossing. */
   keyBudgetThresholdCrossed: 'KeyBudgetThresholdCrossed',
+  /** Count, with dimension Alias; one per canary ended by automatic rollback (by the gateway whose write landed). */
+  aliasAutoRollbacks: 'AliasAutoRollbacks',
+  /** Count of 5xx responses; emitted per model version (dimension ModelVersion). */
+  serverErrors: 'ServerErrors',
 } as const;
 
 export type MetricName = (typeof METRIC)[keyof typeof METRIC];
@@ -48,6 +52,13 @@ export const DIMENSION = {
   reason: 'Reason',
   /** On KeyBudgetThresholdCrossed: the crossed percent as a decimal string, e.g. "80". */
   percent: 'Percent',
+  /**
+   * On the per-version line (Requests, ServerErrors, TtftMs, tokens, CostMicroUsd): the exact
+   * version that served, `name@version`; bounded by the configured models.
+   */
+  modelVersion: 'ModelVersion',
+  /** On AliasAutoRollbacks: the alias name (bounded by the aliases an operator creates). */
+  alias: 'Alias',
   /** On RouteDecisions: the kind of rule that matched (prompt_tokens, max_tokens, matches, words, header, default). */
   routeReason: 'RouteReason',
   /** On Fallbacks: why the target was left (a FallbackTrigger: timeout, server_error, stream_cut...). */

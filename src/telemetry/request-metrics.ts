@@ -74,7 +74,7 @@ export function emitBudgetThresholdCrossed(metrics: Metrics, percent: number): v
   metrics.publishStoredMetrics();
 }
 
-function rejectionReason({ status, errorCode, rejectedBy }: FinishedRequest): RejectionReason | undefined {
+export function rejectionReason({ status, errorCode, rejectedBy }: FinishedRequest): RejectionReason | undefined {
   if (status < 400 || status >= 500 || status === 499) return undefined;
   if (status === 401) return 'unauthenticated';
   if (status === 403) return 'forbidden';

@@ -1,31 +1,10 @@
 // EMF metrics and budget alerts from the real gateway: the JSON lines Powertools writes (what
 // CloudWatch turns into metrics in Lambda) are captured and asserted.
-import { Console } from 'node:console';
-import { Writable } from 'node:stream';
-import { Metrics } from '@aws-lambda-powertools/metrics';
 import { expect, it } from 'vitest';
-import { GATEWAY_SERVICE_NAME, METRIC_NAMESPACE } from '../../src/telemetry/metric-names.js';
+import { GATEWAY_SERVICE_NAME } from '../../src/telemetry/metric-names.js';
 import type { ModelBackend } from '../../src/backends/model-backend.js';
+import { capturedMetrics } from '../helpers/captured-metrics.js';
 import { startTestGateway, TEST_MODEL_ID, type TestGateway } from '../helpers/test-gateway.js';
-
-interface EmfLine {
-  _aws: { CloudWatchMetrics: { Namespace: string; Dimensions: string[][]; Metrics: { Name: string }[] }[] };
-  [field: string]: unknown;
-}
-
-function capturedMetrics(): { metrics: Metrics; lines: EmfLine[] } {
-  const lines: EmfLine[] = [];
-  const sink = new Writable({
-    write(chunk, _encoding, done) {
-      for (const line of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(line));
-      done();
-    },
-  });
-  const metrics = new Metrics({ namespace: METRIC_NAMESPACE, serviceName: GATEWAY_SERVICE_NAME });
-  // Powertools writes EMF through its `console`; point it at the capture instead of stdout.
-  (metrics as unknown as { console: Console }).console = new Console({ stdout: sink, stderr: sink });
-  return { metrics, lines };
-}
 
 const priced = (backend: ModelBackend): ModelBackend => ({
   ...backend,

@@ -31,7 +31,8 @@ describe('chat completions', () => {
     expect(response.status).toBe(200);
     expect(response.headers.get('x-request-id')).toMatch(/^req_[0-9a-f]{24}$/);
     expect(data.object).toBe('chat.completion');
-    expect(data.model).toBe(TEST_MODEL_ID);
+    // Like OpenAI's dated snapshots, `model` names the exact version that served.
+    expect(data.model).toBe(`${TEST_MODEL_ID}@1`);
     expect(data.id).toMatch(/^chatcmpl-/);
     expect(data.choices).toHaveLength(1);
     expect(data.choices[0]!.message.role).toBe('assistant');
@@ -109,7 +110,7 @@ describe('completions, generate and models', () => {
     });
     expect(res.status).toBe(200);
     const body = (await res.json()) as any;
-    expect(body).toMatchObject({ object: 'generation', model: TEST_MODEL_ID, text: expect.any(String) });
+    expect(body).toMatchObject({ object: 'generation', model: `${TEST_MODEL_ID}@1`, text: expect.any(String) });
     expect(body.usage.completion_tokens).toBeLessThanOrEqual(5);
   });
 

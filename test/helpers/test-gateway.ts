@@ -8,7 +8,7 @@ import type { ModelBackend } from '../../src/backends/model-backend.js';
 import { ResponseCache, type CacheConfig } from '../../src/cache/index.js';
 import { DEFAULT_PLANS, type PlanConfig } from '../../src/config/index.js';
 import { loadModel } from '../../src/engine/index.js';
-import { createGateway } from '../../src/gateway.js';
+import { createGateway, type GatewayOptions } from '../../src/gateway.js';
 import type { Store } from '../../src/store/index.js';
 import { createTestStore } from '../setup/store.js';
 import { ensureTestModel } from './test-models.js';
@@ -34,6 +34,8 @@ export interface TestGatewayOptions {
   failOpen?: boolean;
   metrics?: Metrics;
   budgetAlertPercents?: number[];
+  guardrails?: GatewayOptions['guardrails'];
+  onRequestFinished?: GatewayOptions['onRequestFinished'];
 }
 
 export interface TestGateway {
@@ -73,6 +75,8 @@ export async function startTestGateway(options: TestGatewayOptions = {}): Promis
     cache: options.cache === false ? undefined : { cache: new ResponseCache(limitsStore, {}), config: options.cache ?? { ttlSeconds: 3600, shared: false } },
     allowedOrigins: options.allowedOrigins ?? [],
     metrics: options.metrics,
+    guardrails: options.guardrails,
+    onRequestFinished: options.onRequestFinished,
   });
   const server = await serveNode(gateway, { host: '127.0.0.1', port: 0 });
   return { url: server.url, apiKey, store, logs, createKey, close: () => server.close(1000) };

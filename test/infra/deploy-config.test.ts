@@ -80,6 +80,7 @@ output_usd_per_million_tokens = 1.5
         ephemeralStorageMb: 10240,
         timeoutSeconds: 900,
         reservedConcurrency: 5,
+        maxConcurrentRequests: 5,
         architecture: 'x86_64',
         contextLength: 131072,
         price: { inputMicrosPerMillionTokens: 20_000, outputMicrosPerMillionTokens: 1 },
@@ -92,6 +93,7 @@ output_usd_per_million_tokens = 1.5
         ephemeralStorageMb: 4096,
         timeoutSeconds: 300,
         reservedConcurrency: undefined,
+        maxConcurrentRequests: undefined,
         architecture: 'arm64',
         contextLength: 2048,
         price: { inputMicrosPerMillionTokens: 0, outputMicrosPerMillionTokens: 1_500_000 },
@@ -158,6 +160,21 @@ output_usd_per_million_tokens = 1.5
     const config = deployConfigFrom({ gateway_reserved_concurrency: 0, models: [{ ...model, reserved_concurrency: 0 }] });
     expect(config.gatewayReservedConcurrency).toBeUndefined();
     expect(config.models[0]!.reservedConcurrency).toBeUndefined();
+  });
+
+  it('caps a model\'s requests in flight at max_concurrent_requests, by default at its reservation', () => {
+    const models = deployConfigFrom({
+      models: [
+        { ...model, name: 'capped', max_concurrent_requests: 3 },
+        { ...model, name: 'reserved', reserved_concurrency: 4 },
+        { ...model, name: 'both', reserved_concurrency: 4, max_concurrent_requests: 0 },
+      ],
+    }).models;
+    expect(models.map((entry) => [entry.reservedConcurrency, entry.maxConcurrentRequests])).toEqual([
+      [undefined, 3],
+      [4, 4],
+      [4, undefined],
+    ]);
   });
 
   it('rejects a file that is not TOML', () => {

@@ -30,7 +30,7 @@ beforeAll(() => {
     domain_name: 'ai.example.com',
     certificate_arn: 'arn:aws:acm:us-east-1:123456789012:certificate/0f7c5a2e-1111-2222-3333-444455556666',
     models: [{ name: 'demo', version: '2', ...MODEL_PRICING }],
-  }, fixtureEntries, { budgetAlertPercents: [50, 90] });
+  }, fixtureEntries, { budgetAlertPercents: [50, 90] }, { rulePacks: true });
   [primary, secondary] = synth.stacks.regional as [RegionalStack, RegionalStack];
 });
 

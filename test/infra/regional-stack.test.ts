@@ -43,7 +43,7 @@ beforeAll(() => {
       },
       { name: 'tiny', version: '1', architecture: 'x86_64', memory_mb: 2048, ...MODEL_PRICING },
     ],
-  }, fixtureEntries, { gatewayToml: '[cache]\nttl = 60\n' });
+  }, fixtureEntries, { gatewayToml: '[cache]\nttl = 60\n' }, { rulePacks: true });
   stack = synth.stacks.regional[0]!;
   template = synth.template(stack);
 });
@@ -205,7 +205,7 @@ describe('functions', () => {
     expect(urls).toContain('\\"name\\":\\"llama\\",\\"version\\":\\"3\\"');
     // What admission needs before calling a model: its context length, exact price and default length.
     expect(urls).toContain(
-      '\\"contextLength\\":8192,\\"price\\":{\\"inputMicrosPerMillionTokens\\":150000,\\"outputMicrosPerMillionTokens\\":600000},\\"maxTokens\\":512',
+      '\\"contextLength\\":8192,\\"price\\":{\\"inputMicrosPerMillionTokens\\":150000,\\"outputMicrosPerMillionTokens\\":600000},\\"maxTokens\\":512,\\"maxConcurrentRequests\\":3',
     );
     expect(variables[GATEWAY_CONFIG_ENV]).toBe('[cache]\nttl = 60\n');
   });

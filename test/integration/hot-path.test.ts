@@ -44,10 +44,11 @@ const isAdmission = (c: DynamoDbCall) => c.command === 'UpdateCommand' && c.pk?.
 const isSettlement = (c: DynamoDbCall) => c.command === 'UpdateCommand' && c.pk?.startsWith('LIMITS#') && c.condition === 'attribute_exists(#r0)';
 const isRollUp = (c: DynamoDbCall) => c.command === 'UpdateCommand' && c.pk?.startsWith('USAGE#');
 /**
- * What the response hands to waitUntil (settlement, a hit's release, the roll-up): it may start
- * while the last bytes are on their way, and 'does not hold the response' shows nothing waits for it.
+ * What the response hands to waitUntil (settlement, a hit's release, the roll-up, the cache write):
+ * it may start while the last bytes are on their way; 'does not hold the response' shows the
+ * response does not wait for it.
  */
-const afterResponse = (c: DynamoDbCall) => isSettlement(c) || isRollUp(c);
+const afterResponse = (c: DynamoDbCall) => isSettlement(c) || isRollUp(c) || c.command === 'PutCommand';
 /** The DynamoDB round trips the first byte waited for. */
 const waitedFor = (calls: CallRecorder, reply: Timed) => roundTripsBefore(calls.calls.filter((c) => !afterResponse(c)), reply.firstByte);
 

@@ -94,6 +94,14 @@ describe('the gateway function environment', () => {
     expect(readModelFunctions({})).toEqual([]);
   });
 
+  it('reads a model\'s cap on requests in flight, which admission counts in DynamoDB', async () => {
+    const { readModelFunctions } = await import('../../src/adapters/gateway-function-config.js');
+    const entry = { name: 'm', version: '1', url: 'https://x.lambda-url.us-east-1.on.aws/', contextLength: 2048, price: { inputMicrosPerMillionTokens: 0, outputMicrosPerMillionTokens: 0 } };
+    expect(readModelFunctions({ [GATEWAY_ENV.modelFunctionUrls]: JSON.stringify([{ ...entry, maxConcurrentRequests: 4 }]) })[0]!.maxConcurrentRequests).toBe(4);
+    expect(readModelFunctions({ [GATEWAY_ENV.modelFunctionUrls]: JSON.stringify([entry]) })[0]!.maxConcurrentRequests).toBeUndefined();
+    expect(() => readModelFunctions({ [GATEWAY_ENV.modelFunctionUrls]: JSON.stringify([{ ...entry, maxConcurrentRequests: 0 }]) })).toThrow(/maxConcurrentRequests/);
+  });
+
   it('reads aigw.toml settings from AIGW_CONFIG, overridable per key, ignoring the stack-only AIGW_MODEL_* names', async () => {
     const { readGatewayConfig } = await import('../../src/adapters/gateway-function-config.js');
     const config = readGatewayConfig({

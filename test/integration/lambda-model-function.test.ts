@@ -10,6 +10,7 @@ import { ensureTestModel } from '../helpers/test-models.js';
 import { S3RVER_CREDENTIALS, startS3rver, type S3rverHandle } from '../setup/s3rver.js';
 import { MODEL_ENV } from '../../infra/function-env.js';
 import type { StreamingLambdaHandler } from '../../src/adapters/lambda-streaming.js';
+import { modelFunctionGateway } from '../../src/adapters/model-function.js';
 import { pushModelPackage, readManifest, writeManifest } from '../../src/models/index.js';
 
 const NAME = 'aigw-demo';
@@ -50,14 +51,33 @@ afterAll(async () => {
 });
 
 describe('the model function handler', () => {
-  it('answers 503 in OpenAI error shape while the package is missing', async () => {
+  it('answers 503 in OpenAI error shape while the package is missing, saying where it was looked for', async () => {
     const result = await invokeStreaming(handler, functionUrlEvent('chat-completion', { API_KEY: 'unused' }));
     expect(result.error).toBeUndefined();
     expect(result.prelude?.statusCode).toBe(503);
     expect(result.prelude?.headers['retry-after']).toBe('5');
     expect(JSON.parse(result.body.toString('utf8'))).toEqual({
-      error: { message: 'The model is currently unavailable. Please try again later.', type: 'server_error', param: null, code: 'model_unavailable' },
+      error: {
+        message: `model ${NAME} version ${VERSION} is not in s3://${server.bucket}/models/${NAME}/${VERSION}/; push it with \`aigw models push\``,
+        type: 'server_error',
+        param: null,
+        code: 'model_not_pushed',
+      },
     });
+  });
+
+  it('tells a store outage apart from a missing package: a bucket that is not there is not "push it"', async () => {
+    const gateway = modelFunctionGateway({
+      s3: server.client(),
+      bucket: 'no-such-bucket',
+      name: NAME,
+      version: VERSION,
+      cacheDir: path.join(scratch, 'tmp', 'outage'),
+      logger: { info: () => undefined, error: () => undefined },
+    });
+    const response = await gateway(new Request('http://model/v1/chat/completions', { method: 'POST', body: '{}' }));
+    expect(response.status).toBe(503);
+    expect(((await response.json()) as { error: unknown }).error).toMatchObject({ code: 'model_unavailable', message: 'The model is currently unavailable. Please try again later.' });
   });
 
   it('asks the store again on every invocation while it fails: no cached failure', async () => {

@@ -8,6 +8,7 @@ import { AdmissionControl, authenticateApiKey, costMicros, createApiKey, formatU
 import { serveNode } from '../../src/adapters/node-server.js';
 import type { ModelBackend } from '../../src/backends/model-backend.js';
 import { promptTokenBound, upstreamBackend } from '../../src/backends/upstream-backend.js';
+import { ResponseCache } from '../../src/cache/index.js';
 import { parseConfig } from '../../src/config/index.js';
 import { createGateway } from '../../src/gateway.js';
 import { CircuitBreakers, fallbackChain, routedModels } from '../../src/routing/index.js';
@@ -39,7 +40,7 @@ const targets = () =>
     ['b', upstreamBackend({ id: 'b', version: 'b@1', baseUrl: b.baseUrl, price: PRICE_B, contextLength: 4096, continuesChat: true })],
   ]);
 
-async function startGateway(modelCaps: Map<string, number>) {
+async function startGateway(modelCaps: Map<string, number>, cached = false) {
   const control = new AdmissionControl(store, { leaseSeconds: 60 });
   const models = routedModels(targets(), modelCaps, parseConfig('[routing.fallbacks]\na = ["b"]\n', {}).routing, control);
   const logs: Record<string, unknown>[] = [];
@@ -51,6 +52,7 @@ async function startGateway(modelCaps: Map<string, number>) {
     maxRequestBytes: 1024 * 1024,
     logPrompts: false,
     admission: { control, plans: { metered: { budget_usd_per_day: 10_000_000 } }, failOpen: false, modelCaps: models.modelCaps },
+    cache: cached ? { cache: new ResponseCache(store, {}), config: { ttlSeconds: 3600, shared: true } } : undefined,
   });
   const server = await serveNode(gateway, { host: '127.0.0.1', port: 0 });
   const { key, record } = await createApiKey(store, { name: 'routing', plan: 'metered' });
@@ -99,6 +101,8 @@ describe('settlement', () => {
       // reading (the prompt's 4 words and the 3 tokens of the partial reply) and its 5 tokens.
       const expected = costMicros(promptTokenBound({ kind: 'chat', messages }), 3, PRICE_A) + costMicros(7, 5, PRICE_B);
       expect(usage!.cost_usd).toBe(formatUsd(expected));
+      // Settlement follows the response; closing the server waits for it.
+      await gw.close();
       const day = new Date().toISOString().slice(0, 10);
       const limits = await item(itemKeys.keyLimits(gw.keyId));
       expect(limits[`spent_d_${day}`]).toBe(expected);
@@ -132,6 +136,30 @@ describe('per-target concurrency caps', () => {
       expect((await item(itemKeys.modelLimits('a'))).conc).toBe(0);
       const third = await gw.client.chat.completions.create({ model: 'a', messages });
       expect(third.choices[0]!.message.content).toBe('a0 a1 a2 a3 a4 a5 a6 a7 ');
+    } finally {
+      await gw.close();
+    }
+  });
+});
+
+describe('cache', () => {
+  it("stores an answer only when the primary wrote all of it: a fallback's answer is not the primary version's", async () => {
+    const gw = await startGateway(new Map(), true);
+    try {
+      const ask = (content: string) =>
+        gw.client.chat.completions.create({ model: 'a', messages: [{ role: 'user', content }], temperature: 0 }).withResponse();
+      a.next({ kind: 'status', status: 500 });
+      const fellBack = await ask('first question');
+      expect(fellBack.data.choices[0]!.message.content).toBe('b0 b1 b2 b3 b4 b5 b6 b7 ');
+      a.next({ kind: 'cut', afterTokens: 2 });
+      expect((await ask('second question')).data.choices[0]!.message.content).toBe('a0 a1 b2 b3 b4 b5 b6 b7 ');
+      expect((await ask('third question')).data.choices[0]!.message.content).toBe('a0 a1 a2 a3 a4 a5 a6 a7 ');
+      // Asked again: only the primary's own answer comes from the cache; the others are generated afresh.
+      expect((await ask('first question')).response.headers.get('x-aigw-cache')).toBe('MISS');
+      expect((await ask('second question')).response.headers.get('x-aigw-cache')).toBe('MISS');
+      const third = await ask('third question');
+      expect(third.response.headers.get('x-aigw-cache')).toBe('HIT');
+      expect(third.data.choices[0]!.message.content).toBe('a0 a1 a2 a3 a4 a5 a6 a7 ');
     } finally {
       await gw.close();
     }

@@ -36,6 +36,7 @@ describe('defaults', () => {
       admission: { lease_seconds: 900, fail_open: false, budget_alert_percents: [50, 80, 100] },
       cache: { ttl: 3600, shared: false, max_entry_bytes: 350_000 },
       plans: { free: { requests_per_month: 1_000_000, requests_per_minute: 600, max_concurrent_requests: 8 } },
+      aliases: { cache_seconds: 2 },
       routing: {
         first_token_timeout_ms: 30_000,
         stall_timeout_ms: 15_000,

@@ -144,7 +144,8 @@ describe('model registry', () => {
     expect(registry.get('qwen')?.version).toBe('qwen@3');
     expect(registry.get('qwen@4')?.version).toBe('qwen@4');
     expect(registry.get('qwen@5')).toBeUndefined();
-    expect(registry.ids()).toEqual(['qwen', 'llama', 'qwen@3', 'qwen@4', 'llama@1']);
+    expect([...registry.backends().keys()]).toEqual(['qwen', 'llama', 'qwen@3', 'qwen@4', 'llama@1']);
+    expect(registry.backends().get('qwen')).toBe(registry.get('qwen@3'));
   });
 
   it('refuses the same version twice', () => {

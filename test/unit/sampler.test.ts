@@ -277,3 +277,49 @@ describe('penalties', () => {
     );
   });
 });
+
+describe('top-p without a full-vocabulary pass', () => {
+  // The fast path exps only logits within 16 * temperature of the best and bounds the tail's mass;
+  // the draw must still come from exactly the nucleus the plain definition gives.
+  const nucleusOf = (logits: Float32Array, temperature: number, p: number) => {
+    const max = Math.max(...logits);
+    const weights = Float64Array.from(logits, (l) => Math.exp((l - max) / temperature));
+    return new Set(topPIndices(weights, weights.length, p));
+  };
+
+  it('draws only from the exact nucleus, for peaked, flat and long-tailed logits', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.float({ min: -60, max: 30, noNaN: true, noDefaultInfinity: true }), { minLength: 1, maxLength: 400 }),
+        fc.double({ min: 0.05, max: 2, noNaN: true }),
+        fc.double({ min: 0.05, max: 0.99, noNaN: true }),
+        fc.integer(),
+        (values, temperature, topP, seed) => {
+          const logits = Float32Array.from(values);
+          const nucleus = nucleusOf(logits, temperature, topP);
+          const sampler = createSampler({ temperature, topP, seed }, logits.length);
+          for (let i = 0; i < 20; i++) expect(nucleus.has(sampler.sample(logits, NO_CONTEXT))).toBe(true);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('a tail of many tiny weights that together move the nucleus boundary is counted exactly', () => {
+    // One strong token, then 100,000 tokens each 16.5 below it: each weight e^-16.5 is below the
+    // fast path's cut (e^-16), yet together they hold ~0.7 % of the mass, so top_p 0.9999 reaches
+    // into them and about 0.7 % of draws must land there.
+    const logits = new Float32Array(100_001).fill(-16.5);
+    logits[0] = 0;
+    const all = createSampler({ temperature: 1, topP: 0.9999, seed: 3 }, logits.length);
+    const exact = nucleusOf(logits, 1, 0.9999);
+    expect(exact.size).toBeGreaterThan(1000);
+    const seen = new Set<number>();
+    for (let i = 0; i < 2000; i++) {
+      const id = all.sample(logits, NO_CONTEXT);
+      expect(exact.has(id)).toBe(true);
+      seen.add(id);
+    }
+    expect(seen.size).toBeGreaterThan(1);
+  });
+});

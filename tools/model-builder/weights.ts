@@ -118,7 +118,9 @@ export function makeSeededLayer(shape: LlamaShape, seed: number, index: number):
 }
 
 export function seededWeightSource(shape: LlamaShape, seed: number): LlamaWeightSource {
-  const embedTokens = () => seededNormal(seed, 'embed_tokens', shape.vocabSize * shape.hiddenSize, 0, EMBEDDING_STD);
+  // A tied table is also lm_head: scaled like an untied lm_head, so logits spread alike.
+  const embeddingStd = shape.tieWordEmbeddings ? LM_HEAD_LOGIT_STD / Math.sqrt(shape.hiddenSize) : EMBEDDING_STD;
+  const embedTokens = () => seededNormal(seed, 'embed_tokens', shape.vocabSize * shape.hiddenSize, 0, embeddingStd);
   return {
     shape,
     embedTokens,

@@ -1,0 +1,128 @@
+// The engine benchmark's qwen0.5b section (run by bench/engine.ts): Qwen2.5-0.5B's exact shapes as a
+// published int4 export has them (fp32 tied lm_head), the same package after `aigw models optimize`,
+// transformers.js on the original, and each row's fraction of the memory-bandwidth floor.
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
+import { optimizeModelPackage } from '../src/models/index.js';
+import { buildModelPackage } from '../tools/model-builder/index.js';
+import { presetShape } from '../tools/model-builder/presets.js';
+import { runCase } from './engine-run-case.js';
+import type { BenchCase, CaseResult, Mode, Runner } from './engine-worker.js';
+import { bytesPerToken, measureBandwidth } from './memory-floor.js';
+
+export interface OptimizedSectionOptions {
+  modelsDir: string;
+  promptIds(modelDir: string): Promise<number[]>;
+  promptTokens: number;
+  newTokens: number;
+  threads: number;
+  repeats: number;
+}
+
+export interface FloorRow extends CaseResult {
+  model: string;
+  mode: Mode | 'any';
+  runner: Runner;
+  bytesPerToken: number;
+  floorMsPerToken: number;
+}
+
+const VARIANTS = [
+  { model: 'q4 (fp32 tied lm_head, as published)', suffix: '', optimize: undefined },
+  { model: 'optimized: accuracy_level 4, lm_head int8', suffix: '-opt-int8', optimize: { lmHeadBits: 8 as const } },
+  { model: 'optimized: accuracy_level 4, lm_head int4', suffix: '-opt-int4', optimize: { lmHeadBits: 4 as const } },
+];
+
+async function exists(file: string): Promise<boolean> {
+  return stat(file).then(
+    () => true,
+    () => false,
+  );
+}
+
+async function ensureModels(modelsDir: string): Promise<string[]> {
+  const base = path.join(modelsDir, 'qwen0.5b-optimum-int4');
+  if (!(await exists(path.join(base, 'manifest.json')))) {
+    console.error(`building the qwen0.5b model (optimum, int4 layers, fp32 tied lm_head) into ${base} ...`);
+    await buildModelPackage({
+      outDir: base,
+      layout: 'optimum',
+      precision: 'int4',
+      quantizeLmHead: false,
+      shape: presetShape('qwen0.5b'),
+      seed: 7,
+      name: 'qwen0.5b',
+      version: '1',
+    });
+  }
+  const dirs: string[] = [];
+  for (const variant of VARIANTS) {
+    const dir = `${base}${variant.suffix}`;
+    if (variant.optimize && !(await exists(path.join(dir, 'manifest.json')))) {
+      console.error(`aigw models optimize ${path.basename(base)} -> ${path.basename(dir)} ...`);
+      await optimizeModelPackage(base, dir, { accuracyLevel: 4, ...variant.optimize, version: `1${variant.suffix}` });
+    }
+    dirs.push(dir);
+  }
+  return dirs;
+}
+
+export async function runOptimizedSection(options: OptimizedSectionOptions): Promise<{ rows: FloorRow[]; bandwidth: number; markdown: string }> {
+  const dirs = await ensureModels(options.modelsDir);
+  console.error('measuring memory bandwidth ...');
+  const bandwidth = await measureBandwidth(options.threads);
+  const ids = await options.promptIds(dirs[0]!);
+  const rows: FloorRow[] = [];
+  for (const [index, variant] of VARIANTS.entries()) {
+    const modelDir = dirs[index]!;
+    // KV cache read at the decode's mean context length.
+    const bytes = await bytesPerToken(modelDir, options.promptTokens + options.newTokens / 2);
+    const cases: { runner: Runner; mode: Mode | 'any' }[] = [
+      { runner: 'floor', mode: 'any' },
+      { runner: 'aigw', mode: 'greedy' },
+      { runner: 'aigw', mode: 'sampling' },
+    ];
+    if (index === 0) cases.push({ runner: 'transformers.js', mode: 'greedy' }, { runner: 'transformers.js', mode: 'sampling' });
+    for (const { runner, mode } of cases) {
+      console.error(`qwen0.5b ${variant.model}: ${mode} ${runner} ...`);
+      const spec: BenchCase = {
+        runner,
+        mode: mode === 'any' ? 'greedy' : mode,
+        layout: 'optimum',
+        modelDir,
+        promptIds: ids,
+        newTokens: options.newTokens,
+        threads: options.threads,
+        repeats: options.repeats,
+      };
+      const result = await runCase(spec);
+      rows.push({ ...result, model: variant.model, mode, runner, bytesPerToken: bytes, floorMsPerToken: (bytes / bandwidth) * 1000 });
+    }
+  }
+  return { rows, bandwidth, markdown: floorTable(rows, bandwidth, options) };
+}
+
+function floorTable(rows: FloorRow[], bandwidth: number, options: OptimizedSectionOptions): string {
+  const peer = (mode: Mode | 'any') => rows.find((r) => r.runner === 'transformers.js' && r.mode === mode);
+  const published = (mode: Mode | 'any') => rows.find((r) => r.runner === 'aigw' && r.mode === mode);
+  const lines = [
+    '| qwen0.5b model | mode | runner | TTFT ms | decode tok/s | ms/token | MB read/token | floor ms/token | fraction of floor | vs transformers.js | vs published q4 (aigw) |',
+    '|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const row of rows) {
+    const tjs = row.runner === 'aigw' ? peer(row.mode) : undefined;
+    const base = row.runner === 'aigw' ? published(row.mode) : undefined;
+    lines.push(
+      `| ${row.model} | ${row.mode} | ${row.runner} | ${row.ttftMs.toFixed(0)} | ${row.decodeTokensPerSecond.toFixed(1)} | ${row.msPerToken.toFixed(2)} | ` +
+        `${(row.bytesPerToken / 1e6).toFixed(0)} | ${row.floorMsPerToken.toFixed(2)} | ${(row.floorMsPerToken / row.msPerToken).toFixed(2)} | ` +
+        `${tjs ? `${(tjs.msPerToken / row.msPerToken).toFixed(2)}x` : ''} | ${base && base !== row ? `${(base.msPerToken / row.msPerToken).toFixed(2)}x` : ''} |`,
+    );
+  }
+  lines.push(
+    '',
+    `Memory bandwidth measured in this run (onnxruntime fp32 GEMV over 256 MB, ${options.threads} threads): ${(bandwidth / 1e9).toFixed(1)} GB/s. ` +
+      `Floor = bytes read per decoded token / that bandwidth; fraction of floor = floor / measured ms per token (1.0 would be memory-bound perfection). ` +
+      `${options.promptTokens} prompt tokens, ${options.newTokens} new tokens, median of ${options.repeats} runs after a warm-up, one process per case.`,
+  );
+  return lines.join('\n');
+}
