@@ -8,9 +8,9 @@ import { loadTokenizer } from '../src/engine/tokenizer.js';
 import { buildModelPackage } from '../tools/model-builder/index.js';
 import { presetShape } from '../tools/model-builder/presets.js';
 import { runOptimizedSection } from './engine-optimized.js';
+import { ggufPeerRows, ggufPeerTable } from './gguf-peer.js';
 import { runCase } from './engine-run-case.js';
 import type { CaseResult, Mode, Runner } from './engine-worker.js';
-import { ggufPeerRows, ggufPeerTable } from './gguf-peer.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const MODELS = path.join(ROOT, 'bench', 'models');
@@ -138,14 +138,11 @@ async function main(): Promise<void> {
     '',
     'Same process, floor and aigw alternating, median of 7 runs each: the per-token cost of the engine over bare decoder steps.',
   ].join('\n');
-  // The same weights as GGUF Q4_0: llama.cpp against aigw on the imported package (bench/gguf-peer.ts).
-  const ggufSettings = { promptTokens: PROMPT_TOKENS, newTokens: NEW_TOKENS, threads: THREADS, repeats: REPEATS };
-  const gguf = await ggufPeerRows(ggufSettings);
-  const markdown = `${table(rows, modelBytes)}\n\n${pairedTable}\n\n${ggufPeerTable(gguf, ggufSettings)}`;
+  const markdown = `${table(rows, modelBytes)}\n\n${pairedTable}`;
   await mkdir(path.join(ROOT, 'bench', 'results'), { recursive: true });
   await writeFile(
     path.join(ROOT, 'bench', 'results', 'engine.json'),
-    `${JSON.stringify({ date: new Date().toISOString(), promptTokens: PROMPT_TOKENS, newTokens: NEW_TOKENS, threads: THREADS, modelBytes, rows, paired, gguf }, null, 2)}\n`,
+    `${JSON.stringify({ date: new Date().toISOString(), promptTokens: PROMPT_TOKENS, newTokens: NEW_TOKENS, threads: THREADS, modelBytes, rows, paired }, null, 2)}\n`,
   );
   console.log(markdown);
 }
@@ -168,12 +165,22 @@ async function qwenMain(): Promise<void> {
   console.log(markdown);
 }
 
+/** The GGUF section (bench/gguf-peer.ts): llama.cpp and aigw on the same weights as GGUF Q4_0. */
+async function ggufMain(): Promise<void> {
+  const settings = { promptTokens: PROMPT_TOKENS, newTokens: NEW_TOKENS, threads: THREADS, repeats: REPEATS };
+  const rows = await ggufPeerRows(settings);
+  await mkdir(path.join(ROOT, 'bench', 'results'), { recursive: true });
+  await writeFile(path.join(ROOT, 'bench', 'results', 'engine-gguf.json'), `${JSON.stringify({ date: new Date().toISOString(), ...settings, rows }, null, 2)}\n`);
+  console.log(ggufPeerTable(rows, settings));
+}
+
 function argument(name: string): string | undefined {
   return process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : undefined;
 }
 
-// `npm run bench:engine -- --only bench` or `--only qwen0.5b` runs one section (both by default);
+// `npm run bench:engine -- --only bench|qwen0.5b|gguf` runs one section; all by default.
 // `--repeats N` sets the qwen0.5b section's runs per case.
 const only = argument('--only');
-if (only !== 'qwen0.5b') await main();
-if (only !== 'bench') await qwenMain();
+if (only === undefined || only === 'bench') await main();
+if (only === undefined || only === 'qwen0.5b') await qwenMain();
+if (only === undefined || only === 'gguf') await ggufMain();

@@ -1,9 +1,9 @@
 // The GGUF part of the engine benchmark: the bench preset's weights written as GGUF Q4_0 (the
 // builder's GGUF writer), decoded by llama.cpp (node-llama-cpp, CPU) and by aigw on the package
 // `aigw models import` makes of the same file (Q4_0 repacked bit for bit into MatMulNBits).
-// Run by bench/engine.ts, or alone: tsx bench/gguf-peer.ts (writes bench/results/engine-gguf.json).
+// Run by bench/engine.ts (`npm run bench:engine -- --only gguf` for this section alone).
 import { execFile } from 'node:child_process';
-import { mkdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, rename, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -47,7 +47,7 @@ async function ensureGgufModels(): Promise<{ gguf: string; imported: string }> {
     await mkdir(MODELS, { recursive: true });
     const partial = `${gguf}.partial`;
     await writeGgufModel({ file: partial, shape, seed: 7, architecture: 'llama', fileType: 'Q4_0', vocab: await byteLevelVocab(shape.vocabSize, 'llama-bpe'), name: 'bench' });
-    await import('node:fs/promises').then((fs) => fs.rename(partial, gguf));
+    await rename(partial, gguf);
   }
   if (!(await exists(path.join(imported, 'manifest.json')))) {
     console.error(`importing it into ${path.relative(ROOT, imported)} ...`);
@@ -97,12 +97,4 @@ export function ggufPeerTable(rows: GgufPeerRow[], settings: GgufPeerSettings): 
   }
   lines.push('', `Bench preset weights as GGUF Q4_0; ${settings.promptTokens} prompt tokens, ${settings.newTokens} new tokens, ${settings.threads} threads, median of ${settings.repeats} runs after a warm-up, one process per case. Sampling: temperature 0.7, top_p 0.9. TTFT ratio > 1 means aigw answers first.`);
   return lines.join('\n');
-}
-
-if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const settings = { promptTokens: 128, newTokens: 128, threads: 2, repeats: 5 };
-  const rows = await ggufPeerRows(settings);
-  await mkdir(path.join(ROOT, 'bench', 'results'), { recursive: true });
-  await writeFile(path.join(ROOT, 'bench', 'results', 'engine-gguf.json'), `${JSON.stringify({ date: new Date().toISOString(), ...settings, rows }, null, 2)}\n`);
-  console.log(ggufPeerTable(rows, settings));
 }
