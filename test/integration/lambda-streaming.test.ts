@@ -14,6 +14,7 @@ import { createTestStore } from '../setup/store.js';
 import { ensureTestModel } from '../helpers/test-models.js';
 
 const MODEL_ID = 'aigw-demo';
+let modelVersion: string;
 
 interface ObservedRun {
   signal: AbortSignal;
@@ -58,6 +59,7 @@ beforeAll(async () => {
   const store = await createTestStore('lambda-streaming');
   apiKey = (await createApiKey(store, { name: 'lambda' })).key;
   const model = await loadModel(await ensureTestModel({ layout: 'optimum', precision: 'int4' }), { threads: 1 });
+  modelVersion = model.manifest.version;
   const gateway = createGateway({
     backends: new Map([[MODEL_ID, observed(engineBackend(model, MODEL_ID))]]),
     defaultModel: MODEL_ID,
@@ -93,7 +95,9 @@ describe('a chat completion through the streaming handler', () => {
     expect(result.prelude?.headers['x-ratelimit-limit-requests']).toBe('600');
     expect(result.prelude?.cookies).toBeUndefined();
     const body = JSON.parse(textOf(result.body));
-    expect(body).toMatchObject({ object: 'chat.completion', model: MODEL_ID, choices: [{ index: 0, message: { role: 'assistant' } }] });
+    // `model` names the exact version that served, as the x-aigw-model-version header does.
+    expect(body).toMatchObject({ object: 'chat.completion', model: `${MODEL_ID}@${modelVersion}`, choices: [{ index: 0, message: { role: 'assistant' } }] });
+    expect(result.prelude?.headers['x-aigw-model-version']).toBe(`${MODEL_ID}@${modelVersion}`);
     expect(body.usage.completion_tokens).toBeGreaterThan(0);
     expect(body.usage.completion_tokens).toBeLessThanOrEqual(8);
   });
