@@ -61,7 +61,8 @@ describe('the gateway function handler', () => {
     expect(result.prelude?.headers['x-ratelimit-limit-requests']).toBe('100');
     expect(Number(result.prelude?.headers['x-aigw-cost-usd'])).toBeGreaterThan(0);
     const body = JSON.parse(result.body.toString('utf8'));
-    expect(body).toMatchObject({ object: 'chat.completion', model: MODEL_ID });
+    // `model` names the exact version that served (the model function's `name@version`).
+    expect(body).toMatchObject({ object: 'chat.completion', model: expect.stringMatching(new RegExp(`^${MODEL_ID}@`)) });
     expect(body.usage.completion_tokens).toBeGreaterThan(0);
     expect(verifier.accepted()).toBe(accepted + 1);
     expect(verifier.refusals).toEqual([]);
