@@ -75,7 +75,7 @@ it('serves an imported GGUF through npm start and the openai client, answering a
   files = await TestGgufFiles.create();
   const packageDir = await files.imported(OPTIONS);
   const { output, stop, client } = await startServe(files.dir, { AIGW_MODEL_PATH: packageDir, AIGW_MODEL_NAME: MODEL });
-  expect(output).toContain(`aigw is serving ${MODEL} on `);
+  expect(output).toMatch(new RegExp(`aigw is serving ${MODEL}@\\S+ on `));
   expect((await client.models.list()).data.map((m) => m.id)).toContain(MODEL);
   const completion = await client.completions.create({ model: MODEL, prompt: PROMPT, max_tokens: 8, temperature: 0 }, { headers: { 'x-aigw-skip-cache': 'true' } });
   expect(completion.usage?.completion_tokens).toBe(8);
@@ -99,7 +99,7 @@ it('pulls a GGUF repo from a Hub (HF_ENDPOINT, here a local one) and serves it: 
   await mkdir(cwd);
   const { output, stop, client } = await startServe(cwd, { AIGW_MODEL_PULL: 'test-org/tiny-gguf', HF_ENDPOINT: hub.url });
   expect(output).toMatch(/pulled test-org\/tiny-gguf@main \(gguf: tiny-Q4_0.gguf\) into .*\.aigw\/models\/test-org--tiny-gguf/);
-  expect(output).toContain('aigw is serving tiny-gguf on ');
+  expect(output).toMatch(/aigw is serving tiny-gguf@\S+ on /);
   const completion = await client.completions.create({ model: 'tiny-gguf', prompt: PROMPT, max_tokens: 8, temperature: 0 }, { headers: { 'x-aigw-skip-cache': 'true' } });
   expect(completion.choices[0]!.text).toBe(await llamaCppGreedy(await files.gguf(OPTIONS), 8));
   expect(await stop()).toBe(0);

@@ -94,7 +94,8 @@ describe('the model function handler', () => {
     expect(result.prelude?.statusCode).toBe(200);
     expect(result.prelude?.headers['x-request-id']).toMatch(/^req_/);
     const body = JSON.parse(result.body.toString('utf8'));
-    expect(body).toMatchObject({ object: 'chat.completion', model: NAME, choices: [{ message: { role: 'assistant' } }] });
+    // `model` names the exact version that served.
+    expect(body).toMatchObject({ object: 'chat.completion', model: `${NAME}@${VERSION}`, choices: [{ message: { role: 'assistant' } }] });
     expect(body.usage.completion_tokens).toBeGreaterThan(0);
   });
 
