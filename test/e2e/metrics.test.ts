@@ -38,9 +38,14 @@ it('emits request metrics, rejections by reason, and each budget threshold cross
   // Budget alerts are checked after the responses; closing the server waits for that work.
   await gw.close();
 
-  const named = (name: string) => lines.filter((l) => l._aws.CloudWatchMetrics[0]!.Metrics.some((m) => m.Name === name));
+  const perVersion = (l: (typeof lines)[number]) => l._aws.CloudWatchMetrics[0]!.Dimensions[0]!.includes('ModelVersion');
+  // Gateway-wide lines; each model version also gets a line of its own (ModelVersion), checked below.
+  const named = (name: string) => lines.filter((l) => !perVersion(l) && l._aws.CloudWatchMetrics[0]!.Metrics.some((m) => m.Name === name));
   const requests = named('Requests');
   expect(requests).toHaveLength(statuses.length);
+  const versionLines = lines.filter(perVersion);
+  expect(versionLines).toHaveLength(statuses.length);
+  for (const line of versionLines) expect(line.ModelVersion).toMatch(/@/);
   for (const line of requests) {
     expect(line._aws.CloudWatchMetrics[0]!.Namespace).toBe('aigw');
     expect(line.service).toBe(GATEWAY_SERVICE_NAME);
