@@ -144,7 +144,10 @@ describe('sampler', () => {
 
   it('keeps the minimal top-p set, as a full sort would', () => {
     fc.assert(
-      fc.property(logitsArbitrary(), fc.double({ min: 0.01, max: 1, noNaN: true }), fc.double({ min: 0.1, max: 3, noNaN: true }), (logits, p, t) => {
+      // top_p within 1e-9 of 1 is left out: there the "minimal set" turns on the last bits of the
+      // probabilities' sums, which a different summation order rounds differently (found by
+      // [0, 3.47, 0], p = 1 - 9e-16, t = 0.1).
+      fc.property(logitsArbitrary(), fc.double({ min: 0.01, max: 1 - 1e-9, noNaN: true }), fc.double({ min: 0.1, max: 3, noNaN: true }), (logits, p, t) => {
         const max = Math.max(...logits);
         const weights = Float64Array.from(logits, (l) => Math.exp((l - max) / t));
         let total = 0;
