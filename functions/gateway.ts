@@ -1,5 +1,8 @@
 // Lambda entry point of the regional gateway (function URL, RESPONSE_STREAM, behind CloudFront):
 // built once per container from the stack's environment, the same core as `aigw serve`.
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
@@ -61,7 +64,14 @@ const models = routedModels(registry.backends(), modelCaps, config.routing, limi
 
 // Audit records and OTLP export go to the local replica and the collector; flushed per request
 // because Lambda may freeze the process as soon as the response is done.
-const services = gatewayServices(config, stores.local, { flushEachRequest: true, instanceId: `gw-${process.env.AWS_LAMBDA_LOG_STREAM_NAME?.replace(/[^A-Za-z0-9]/g, '').slice(-24) || 'lambda'}` });
+// Guardrail word lists ship in the code bundle (words = "guardrails/<rule>.txt"): relative paths
+// resolve against the code root, never the working directory; a missing one fails the cold start.
+const codeRoot = process.env.LAMBDA_TASK_ROOT || dirname(fileURLToPath(import.meta.url));
+const services = gatewayServices(config, stores.local, {
+  flushEachRequest: true,
+  instanceId: `gw-${process.env.AWS_LAMBDA_LOG_STREAM_NAME?.replace(/[^A-Za-z0-9]/g, '').slice(-24) || 'lambda'}`,
+  readText: (file) => readFileSync(resolve(codeRoot, file), 'utf8'),
+});
 services.auditConfiguration().catch((error) => logger.warn('guardrail configuration audit failed', { error: String(error) }));
 
 const gateway = createGateway({

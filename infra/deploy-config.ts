@@ -1,8 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { parse as parseToml, stringify as stringifyToml } from 'smol-toml';
 import { z } from 'zod';
 import { ConfigError, parseConfig, usdMicros, type AigwConfig } from '../src/config/index.js';
-import { parseWordList } from '../src/guardrails/guardrail-policy.js';
 import { isKnownRegion } from './regions.js';
 
 /** Thrown for an unreadable or invalid `[deploy]` section; the message names the offending key. */
@@ -118,6 +118,22 @@ export interface ModelDeployment {
   readonly architecture: LambdaArchitecture;
 }
 
+/**
+ * A guardrail word list shipped in the gateway function's code bundle: the file named by
+ * `[guardrails.rules.<rule>] words`, copied to `bundledPath` under the code root, which is
+ * what the rule's `words` says in AIGW_CONFIG.
+ */
+export interface GuardrailWordList {
+  readonly rule: string;
+  /** Absolute path of the file at synth. */
+  readonly source: string;
+  /** `guardrails/<rule>.txt`, relative to the function's code root. */
+  readonly bundledPath: string;
+}
+
+/** Where word lists sit in the gateway function's code bundle. */
+export const BUNDLED_WORD_LIST_DIR = 'guardrails';
+
 export interface DeployConfig {
   /** The first region is the primary: it holds the table (replicated to the others) and the dashboard. */
   readonly regions: readonly string[];
@@ -149,6 +165,11 @@ export interface DeployConfig {
    * gateway function reads at cold start and may read nothing else of.
    */
   readonly upstreamKeySecrets: readonly string[];
+  /**
+   * The guardrail word lists the gateway function's bundle carries (too big for the 4 KB
+   * environment AIGW_CONFIG travels in), each already checked readable at synth.
+   */
+  readonly gatewayWordLists: readonly GuardrailWordList[];
 }
 
 /** What the rest of aigw.toml tells the deployment. */
@@ -157,6 +178,7 @@ export interface DeployContext {
   readonly budgetAlertPercents?: readonly number[];
   readonly gatewayToml?: string;
   readonly upstreamKeySecrets?: readonly string[];
+  readonly gatewayWordLists?: readonly GuardrailWordList[];
 }
 
 const DEFAULT_BUDGET_ALERT_PERCENTS = [50, 80, 100];
@@ -223,6 +245,7 @@ export function deployConfigFrom(raw: unknown, context: DeployContext = {}): Dep
     })),
     gatewayToml: context.gatewayToml ?? '',
     upstreamKeySecrets: context.upstreamKeySecrets ?? [],
+    gatewayWordLists: context.gatewayWordLists ?? [],
   };
 }
 
@@ -260,30 +283,44 @@ export function parseDeployConfig(tomlText: string, source = 'aigw.toml'): Deplo
     if (upstreams.length > 0) gatewaySections.models = upstreams.map(({ index }) => raw[index]);
     else delete gatewaySections.models;
   }
-  inlineWordLists(gatewaySections);
+  const gatewayWordLists = bundleWordLists(gatewaySections);
   return deployConfigFrom(document.deploy, {
     budgetAlertPercents: parsed.admission.budget_alert_percents,
     gatewayToml: stringifyToml(gatewaySections),
     upstreamKeySecrets: upstreams.flatMap(({ entry }) => (entry.api_key_secret === undefined ? [] : [entry.api_key_secret])),
+    gatewayWordLists,
   });
 }
 
 /**
- * The gateway function has no access to the files beside aigw.toml: a guardrail word list
- * (`words = "file"`) travels as `terms` in AIGW_CONFIG, read here at synth (the environment's
- * 4 KB limit, checked by the stack, bounds how big it may be).
+ * The gateway function has no access to the files beside aigw.toml, and a word list of thousands
+ * of terms would not fit the environment's 4 KB: each list (`words = "file"`, a path relative to
+ * the working directory, as for `aigw serve`) is read here, so an unreadable one fails the synth,
+ * and ships in the function's code bundle; the rule's `words` then names the bundled copy,
+ * relative to the function's code root. Inline `terms` stay in AIGW_CONFIG.
  */
-function inlineWordLists(sections: Record<string, unknown>): void {
+function bundleWordLists(sections: Record<string, unknown>): GuardrailWordList[] {
   const rules = (sections.guardrails as { rules?: Record<string, Record<string, unknown>> } | undefined)?.rules ?? {};
+  const lists: GuardrailWordList[] = [];
   for (const [name, rule] of Object.entries(rules)) {
     if (typeof rule.words !== 'string') continue;
+    const source = resolve(rule.words);
     try {
-      rule.terms = [...((rule.terms as string[] | undefined) ?? []), ...parseWordList(readFileSync(rule.words, 'utf8'))];
+      readFileSync(source);
     } catch (error) {
       throw new DeployConfigError(`guardrails.rules.${name}.words: cannot read ${rule.words}: ${(error as Error).message}`);
     }
-    delete rule.words;
+    // Rule names are letters, digits, "_" and "-" (src/config/guardrails-schema.ts): safe as a file
+    // name, unless two differ only in case and the bundle is built on a case-insensitive disk.
+    const bundledPath = `${BUNDLED_WORD_LIST_DIR}/${name}.txt`;
+    const clash = lists.find((list) => list.rule.toLowerCase() === name.toLowerCase());
+    if (clash) {
+      throw new DeployConfigError(`guardrails.rules.${name}.words: rule names "${clash.rule}" and "${name}" differ only in case, and both have a word list; rename one`);
+    }
+    lists.push({ rule: name, source, bundledPath });
+    rule.words = bundledPath;
   }
+  return lists;
 }
 
 /** Loads the deployment settings; a missing file means every default. */

@@ -141,7 +141,8 @@ export class RegionalStack extends Stack {
       reservedConcurrentExecutions: config.gatewayReservedConcurrency,
       logGroup: gatewayLogs,
       role: functionRole('GatewayRole', gatewayLogs),
-      bundling: functionBundling('gateway'),
+      // Guardrail word lists ride in the code bundle (guardrails/<rule>.txt), not in AIGW_CONFIG.
+      bundling: functionBundling('gateway', config.gatewayWordLists),
       environment: {
         [GATEWAY_ENV.tableName]: this.table.tableName,
         [GATEWAY_ENV.originSecretId]: ORIGIN_SECRET_NAME,

@@ -25,6 +25,7 @@ describe('deploy config', () => {
       models: [],
       gatewayToml: '[gateway]\nport = 9000\n',
       upstreamKeySecrets: [],
+      gatewayWordLists: [],
     });
   });
 
@@ -209,12 +210,34 @@ describe('model function URLs in the gateway environment', () => {
 });
 
 describe('guardrail word lists', () => {
-  it('travel to the gateway function inline, as terms read from the file at synth', () => {
-    const file = join(mkdtempSync(join(tmpdir(), 'aigw-words-')), 'words.txt');
+  it('travel in the gateway function bundle: AIGW_CONFIG names the bundled copy, inline terms stay', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'aigw-words-'));
+    const file = join(dir, 'words.txt');
     writeFileSync(file, '# comment\nfirst term\n\nsecond\n');
-    const config = parseDeployConfig(`[guardrails]\napply = ["words"]\n[guardrails.rules.words]\nwords = ${JSON.stringify(file)}\naction = "block"\n`);
-    const sent = parseToml(config.gatewayToml) as { guardrails: { rules: { words: Record<string, unknown> } } };
-    expect(sent.guardrails.rules.words).toEqual({ terms: ['first term', 'second'], action: 'block' });
-    expect(() => parseDeployConfig('[guardrails.rules.words]\nwords = "/nonexistent/words.txt"\n')).toThrow(/guardrails\.rules\.words\.words: cannot read/);
+    const config = parseDeployConfig(
+      `[guardrails]\napply = ["words", "inline"]\n[guardrails.rules.words]\nwords = ${JSON.stringify(file)}\nterms = ["third"]\naction = "block"\n` +
+        '[guardrails.rules.inline]\nterms = ["fourth"]\n',
+    );
+    const sent = parseToml(config.gatewayToml) as { guardrails: { rules: Record<string, Record<string, unknown>> } };
+    expect(sent.guardrails.rules.words).toEqual({ words: 'guardrails/words.txt', terms: ['third'], action: 'block' });
+    expect(sent.guardrails.rules.inline).toEqual({ terms: ['fourth'] });
+    expect(config.gatewayToml).not.toContain('first term');
+    expect(config.gatewayWordLists).toEqual([{ rule: 'words', source: file, bundledPath: 'guardrails/words.txt' }]);
+  });
+
+  it('fail the synth when a list is unreadable, naming the rule and the file', () => {
+    expect(() => parseDeployConfig('[guardrails.rules.words]\nwords = "/nonexistent/words.txt"\n')).toThrow(DeployConfigError);
+    expect(() => parseDeployConfig('[guardrails.rules.words]\nwords = "/nonexistent/words.txt"\n')).toThrow(
+      /guardrails\.rules\.words\.words: cannot read \/nonexistent\/words\.txt/,
+    );
+    const dir = mkdtempSync(join(tmpdir(), 'aigw-words-'));
+    expect(() => parseDeployConfig(`[guardrails.rules.words]\nwords = ${JSON.stringify(dir)}\n`)).toThrow(/cannot read/);
+  });
+
+  it('refuse two listed rules whose names differ only in case (their bundled files would collide on some disks)', () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'aigw-words-')), 'words.txt');
+    writeFileSync(file, 'term\n');
+    const toml = `[guardrails.rules.Words]\nwords = ${JSON.stringify(file)}\n[guardrails.rules.words]\nwords = ${JSON.stringify(file)}\n`;
+    expect(() => parseDeployConfig(toml)).toThrow(/differ only in case/);
   });
 });
