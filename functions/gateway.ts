@@ -82,6 +82,7 @@ const gateway = createGateway({
     cacheMs: config.aliases.cache_seconds * 1000,
     logger,
     metrics,
+    audit: services.releaseAudit,
   }),
   defaultModel: registry.list()[0]?.id ?? '',
   authenticate: (presented) => authenticateApiKey(stores.local, presented),

@@ -9,6 +9,10 @@ import type { Store } from './store/index.js';
 import { otlpTelemetry, type RequestLine } from './telemetry/index.js';
 
 export interface GatewayServices {
+  /** Names this process in its audit records (a request stream's writer, an automatic rollback's actor). */
+  instanceId: string;
+  /** What createModelResolver needs to audit automatic rollbacks; undefined when auditing is off. */
+  releaseAudit: { actor: string; retentionDays: number } | undefined;
   guardrails: GatewayOptions['guardrails'];
   onRequestFinished: ((line: RequestLine) => Promise<unknown>)[];
   /** Audits a guardrail configuration that differs from the last one recorded. */
@@ -41,6 +45,8 @@ export function gatewayServices(config: AigwConfig, store: Store, options: Gatew
   if (audit) onRequestFinished.push((line) => appendRequestAudit(audit, line));
   if (otlp) onRequestFinished.push((line) => otlp.record(line));
   return {
+    instanceId: instance,
+    releaseAudit: config.audit.enabled ? { actor: instance, retentionDays: config.audit.retention_days } : undefined,
     guardrails: policy.ruleNames.length > 0 ? policy : undefined,
     onRequestFinished,
     async auditConfiguration() {

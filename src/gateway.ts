@@ -21,11 +21,11 @@ import { endpointOf, parseGenerationRequest, type Endpoint } from './api/generat
 import { rateLimitHeaders } from './api/rate-limit-headers.js';
 import { readJsonBody } from './api/request-body.js';
 import type { ResponseShape } from './api/response-shape.js';
-import type { ModelBackend } from './backends/model-backend.js';
+import type { ModelBackend, PrepareContext } from './backends/model-backend.js';
 import { CACHE_STATUS_HEADER } from './cache/index.js';
 import { startGeneration, type AdmissionSetup, type CacheSetup } from './generation-flow.js';
 import { stickinessKey, type ModelResolver } from './routing/index.js';
-import { describeError as describe, streamedResponse, wholeResponse } from './generation-response.js';
+import { MODEL_VERSION_HEADER, describeError as describe, streamedResponse, wholeResponse } from './generation-response.js';
 import { guardedBackend, guardrailOutcome, type GuardrailPolicy } from './guardrails/index.js';
 import {
   emitBudgetThresholdCrossed,
@@ -85,8 +85,7 @@ interface RequestContext {
   log: ReturnType<typeof requestLog>;
 }
 
-/** Which model version served a response (`name@version`), the same as its `model` field. */
-export const MODEL_VERSION_HEADER = 'x-aigw-model-version';
+export { MODEL_VERSION_HEADER };
 
 export function createGateway(options: GatewayOptions): Gateway {
   return async (request, runtime = DETACHED) => {
@@ -190,11 +189,27 @@ function resolveBackend(options: GatewayOptions, model: string, key: ApiKeyRecor
 /** The requested name through its alias, if it is one, to the version that serves this caller. */
 async function resolveModel(options: GatewayOptions, model: string, request: Request | undefined, user: string | undefined, ctx: RequestContext): Promise<ModelBackend> {
   if (!options.aliases || !keyMayUse(ctx.key, model)) return resolveBackend(options, model, ctx.key);
-  const stickiness = stickinessKey({ keyId: ctx.key?.keyId, session: request?.headers.get('x-aigw-session'), user });
-  const resolved = await options.aliases.resolve(model, stickiness, options.backends);
+  const resolved = await options.aliases.resolve(model, stickinessOf(request, user, ctx), options.backends);
   if (!resolved) throw modelNotFound(model);
   if (resolved.alias) ctx.log.set({ alias: resolved.alias.name, aliasRevision: resolved.alias.revision, aliasRole: resolved.alias.role });
   return resolved.backend;
+}
+
+/** The same key (and session or user, when sent) lands on the same version while a canary runs. */
+function stickinessOf(request: Request | undefined, user: string | undefined, ctx: RequestContext): string {
+  return stickinessKey({ keyId: ctx.key?.keyId, session: request?.headers.get('x-aigw-session'), user });
+}
+
+/** A route's target through the alias of that name, for PrepareContext.resolveAlias. */
+function routeTargetAlias(options: GatewayOptions, request: Request, user: string | undefined, ctx: RequestContext): PrepareContext['resolveAlias'] {
+  const aliases = options.aliases;
+  if (!aliases) return undefined;
+  return async (name) => {
+    const resolved = await aliases.resolve(name, stickinessOf(request, user, ctx), options.backends);
+    if (!resolved?.alias) return undefined;
+    ctx.log.set({ alias: resolved.alias.name, aliasRevision: resolved.alias.revision, aliasRole: resolved.alias.role });
+    return resolved.backend;
+  };
 }
 
 async function listModels(options: GatewayOptions, pathname: string, ctx: RequestContext): Promise<Response> {
@@ -225,7 +240,11 @@ async function generateResponse(
   ctx.log.set({ model: backend.id, stream: req.stream });
   ctx.log.setPrompt(req.input);
   // A routed model reads the headers (x-aigw-route) and logs its decisions and fallbacks.
-  const prepared = await backend.prepare(req.input, req.params, { headers: request.headers, report: (fields) => ctx.log.set(fields) });
+  const prepared = await backend.prepare(req.input, req.params, {
+    headers: request.headers,
+    report: (fields) => ctx.log.set(fields),
+    resolveAlias: routeTargetAlias(options, request, req.user, ctx),
+  });
   // A route picks its version per request; the response and the log name the one that serves.
   const version = prepared.version ?? backend.version;
   ctx.log.set({ promptTokens: prepared.promptTokens, modelVersion: version });
@@ -256,8 +275,9 @@ async function generateResponse(
     created: Math.floor(Date.now() / 1000),
     model: version,
   };
-  if (!req.stream) return wholeResponse(shape, started, headers, ctx);
-  return streamedResponse(shape, started, headers, { signal: request.signal, includeUsage: req.includeUsage }, ctx);
+  const named = { shape, headers, servedBy: prepared.startedBy };
+  if (!req.stream) return wholeResponse(named, started, ctx);
+  return streamedResponse(named, started, { signal: request.signal, includeUsage: req.includeUsage }, ctx);
 }
 
 function isEventStream(response: Response): boolean {

@@ -133,7 +133,7 @@ export async function startGeneration(
       if (!(error instanceof AdmissionRejectedError) || REQUEST_LIMITS.has(error.reason)) throw rejected(error);
       rateLimits = await guard(admission!, request, () => control!.admitCached(key!.keyId, limits!)).catch((e: unknown) => Promise.reject(rejected(e)));
     }
-    if (key && control) record(control.recordUsage(key.keyId, { kind: 'cache_hit' }));
+    if (key && control) record(control.recordUsage(key.keyId, { kind: 'cache_hit', version: keyedVersion }));
     return { cacheStatus: 'HIT', rateLimits: rateLimits ?? {}, events: replay(cached), finish: async () => 0 };
   }
   if (admitting.status === 'rejected') throw rejected(admitting.reason);
@@ -149,7 +149,13 @@ export async function startGeneration(
     finish(usage) {
       finished ??= (async () => {
         // A fallback chain knows what its targets cost; one backend's price times the tokens otherwise.
-        const used = { promptTokens: usage.promptTokens ?? prepared.promptTokens, completionTokens: usage.completionTokens, costMicros: prepared.spentMicros?.() };
+        const used = {
+          promptTokens: usage.promptTokens ?? prepared.promptTokens,
+          completionTokens: usage.completionTokens,
+          costMicros: prepared.spentMicros?.(),
+          // The version the response names: the one that wrote its first token.
+          version: prepared.startedBy?.() ?? keyedVersion,
+        };
         // Settled after the response (the cost is known without DynamoDB): see AdmissionControl.settle.
         if (admitted) request.waitUntil(afterResponse(admitted, used));
         // Stored after the response too; until stored, this instance answers a repeat from memory.

@@ -7,18 +7,43 @@ import type { FinishReason, GenerationEvent, Usage } from './engine/index.js';
 import type { StartedGeneration } from './generation-flow.js';
 import type { requestLog } from './telemetry/index.js';
 
+/** Which model version served a response (`name@version`), the same as its `model` field. */
+export const MODEL_VERSION_HEADER = 'x-aigw-model-version';
+
+/** What a response says of itself; a fallback may change which version it names (see nameServer). */
+export interface NamedResponse {
+  shape: ResponseShape;
+  headers: Record<string, string>;
+  /** The version that wrote the first token, when a fallback may have moved it off `shape.model`. */
+  servedBy?: () => string | undefined;
+}
+
+/**
+ * Names the version that wrote the answer, known once its first token is out: after a fallback it
+ * is not the one the route picked. (A reply continued mid-stream is named by the one that began
+ * it; the request log lists every attempt.)
+ */
+function nameServer(named: NamedResponse, ctx: ResponseContext): void {
+  const served = named.servedBy?.();
+  if (!served || served === named.shape.model) return;
+  named.shape.model = served;
+  named.headers[MODEL_VERSION_HEADER] = served;
+  ctx.log.set({ modelVersion: served });
+}
+
 /** What the response side needs of the request: its log line and when it began. */
 export interface ResponseContext {
   log: ReturnType<typeof requestLog>;
   started: number;
 }
 
-export async function wholeResponse(shape: ResponseShape, started: StartedGeneration, headers: Record<string, string>, ctx: ResponseContext): Promise<Response> {
+export async function wholeResponse(named: NamedResponse, started: StartedGeneration, ctx: ResponseContext): Promise<Response> {
   const outcome = newOutcome();
   for await (const _text of settledEvents(started, outcome, ctx));
   if (!outcome.settled) throw new ApiError(500, 'generation ended without a finish event');
+  nameServer(named, ctx);
   const { finishReason, usage, costMicros } = outcome.settled;
-  return Response.json(completeBody(shape, outcome.text, finishReason, usage), { headers: { ...headers, 'x-aigw-cost-usd': formatUsd(costMicros) } });
+  return Response.json(completeBody(named.shape, outcome.text, finishReason, usage), { headers: { ...named.headers, 'x-aigw-cost-usd': formatUsd(costMicros) } });
 }
 
 /**
@@ -26,9 +51,8 @@ export async function wholeResponse(shape: ResponseShape, started: StartedGenera
  * a model that cannot run) then gets its real status instead of an error event.
  */
 export async function streamedResponse(
-  shape: ResponseShape,
+  named: NamedResponse,
   started: StartedGeneration,
-  headers: Record<string, string>,
   stream: { signal: AbortSignal; includeUsage: boolean },
   ctx: ResponseContext,
 ): Promise<Response> {
@@ -40,10 +64,11 @@ export async function streamedResponse(
     await started.finish({ completionTokens: 0 });
     throw error;
   }
-  const events = streamEvents(shape, { ...started, events: resumed(first, pending) }, stream, ctx);
+  nameServer(named, ctx);
+  const events = streamEvents(named.shape, { ...started, events: resumed(first, pending) }, stream, ctx);
   return new Response(sseResponseBody(closingEarly(events, () => abandon(started, pending, ctx))), {
     status: 200,
-    headers: { ...SSE_HEADERS, ...headers },
+    headers: { ...SSE_HEADERS, ...named.headers },
   });
 }
 

@@ -278,7 +278,8 @@ export class AdmissionControl {
         admission.modelId ? releaseModelHold(this.store, admission, this.settleBudgetMs) : undefined,
       ]),
     );
-    await addUsage(this.store, admission.keyId, admission.windows.day, { kind: 'generated', ...usage, costMicros: cost }, this.settleBudgetMs);
+    const { promptTokens, completionTokens, version } = usage;
+    await addUsage(this.store, admission.keyId, admission.windows.day, { kind: 'generated', promptTokens, completionTokens, costMicros: cost, version }, this.settleBudgetMs);
     return cost;
   }
 

@@ -12,6 +12,8 @@ export interface SettledUsage {
   completionTokens: number;
   /** The cost when the backend knows it better than one price times the tokens (a fallback chain). */
   costMicros?: number;
+  /** The model version that served (`name@version`), for the usage roll-up's per-version counts. */
+  version?: string;
 }
 
 const FIRST_BACKOFF_MS = 50;

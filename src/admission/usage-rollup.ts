@@ -1,5 +1,6 @@
 // The usage roll-up for reports (`aigw usage`): per key and UTC day (item USAGE#<keyId>#<day>),
-// requests served, cache hits, tokens, cost and admission's rejections by reason.
+// requests served, cache hits, tokens, cost and admission's rejections by reason; the served
+// requests also per model version (attributes v#<name@version>#<counter>, on the same item).
 import { BatchGetCommand, UpdateCommand, paginateScan } from '@aws-sdk/lib-dynamodb';
 import { KEY_PREFIX, itemKeys, type Store } from '../store/index.js';
 import type { RejectionReason } from './admission-errors.js';
@@ -8,9 +9,18 @@ import { retryWithin } from './settlement.js';
 
 /** What one request adds to its key's day. */
 export type UsageEvent =
-  | { kind: 'generated'; promptTokens: number; completionTokens: number; costMicros: number }
-  | { kind: 'cache_hit' }
+  | { kind: 'generated'; promptTokens: number; completionTokens: number; costMicros: number; version?: string }
+  | { kind: 'cache_hit'; version?: string }
   | { kind: 'rejected'; reason: RejectionReason };
+
+/** One model version's share of a key's day. */
+export interface VersionUsage {
+  requests: number;
+  cacheHits: number;
+  promptTokens: number;
+  completionTokens: number;
+  costMicros: number;
+}
 
 export interface DailyUsage {
   keyId: string;
@@ -23,9 +33,13 @@ export interface DailyUsage {
   completionTokens: number;
   costMicros: number;
   rejections: Partial<Record<RejectionReason, number>>;
+  /** Served requests by the version that served them (a reply continued by a fallback counts for the one that began it). */
+  byVersion: Record<string, VersionUsage>;
 }
 
 const REJECTED_PREFIX = 'rejected_';
+const VERSION_PREFIX = 'v#';
+const VERSION_COUNTERS: readonly (keyof VersionUsage)[] = ['requests', 'cacheHits', 'promptTokens', 'completionTokens', 'costMicros'];
 
 /**
  * Adds one request to its key's day, retried within `budgetMs`. A counter ADD retried after an
@@ -38,6 +52,9 @@ export async function addUsage(store: Store, keyId: string, day: string, event: 
       : event.kind === 'cache_hit'
         ? { requests: 1, cacheHits: 1 }
         : { [`${REJECTED_PREFIX}${event.reason}`]: 1 };
+  if (event.kind !== 'rejected' && event.version) {
+    for (const [counter, value] of Object.entries(counts)) counts[`${VERSION_PREFIX}${event.version}#${counter}`] = value;
+  }
   await retryWithin(budgetMs, () =>
     store.client.send(new UpdateCommand(updateInput(store, itemKeys.usage(keyId, day), counts, []))).catch((error) => Promise.reject(unavailable(error))),
   );
@@ -88,8 +105,19 @@ function dailyUsage(item: Record<string, unknown>): DailyUsage | undefined {
   if (!match) return undefined;
   const count = (name: string) => (typeof item[name] === 'number' ? (item[name] as number) : 0);
   const rejections: DailyUsage['rejections'] = {};
+  const byVersion: DailyUsage['byVersion'] = {};
   for (const [name, value] of Object.entries(item)) {
-    if (name.startsWith(REJECTED_PREFIX) && typeof value === 'number') rejections[name.slice(REJECTED_PREFIX.length) as RejectionReason] = value;
+    if (typeof value !== 'number') continue;
+    if (name.startsWith(REJECTED_PREFIX)) rejections[name.slice(REJECTED_PREFIX.length) as RejectionReason] = value;
+    if (name.startsWith(VERSION_PREFIX)) {
+      // v#<name@version>#<counter>: the version may itself hold '#', the counter never does.
+      const cut = name.lastIndexOf('#');
+      const counter = name.slice(cut + 1) as keyof VersionUsage;
+      if (!VERSION_COUNTERS.includes(counter)) continue;
+      const version = name.slice(VERSION_PREFIX.length, cut);
+      byVersion[version] ??= { requests: 0, cacheHits: 0, promptTokens: 0, completionTokens: 0, costMicros: 0 };
+      byVersion[version][counter] = value;
+    }
   }
   return {
     keyId: match[1]!,
@@ -100,5 +128,6 @@ function dailyUsage(item: Record<string, unknown>): DailyUsage | undefined {
     completionTokens: count('completionTokens'),
     costMicros: count('costMicros'),
     rejections,
+    byVersion,
   };
 }

@@ -30,6 +30,11 @@ export interface PreparedGeneration {
    * undefined when several did. Read once the run has ended.
    */
   servedBy?(): string | undefined;
+  /**
+   * The version that wrote the answer's first token, when it may not be `version` (a fallback
+   * chain): what the response names. Read once the first token is out.
+   */
+  startedBy?(): string | undefined;
 }
 
 /** What a request brings besides its input, for backends that route on it. */
@@ -37,6 +42,11 @@ export interface PrepareContext {
   headers: Headers;
   /** Adds fields to the request's log line (route decisions, fallbacks). */
   report?(fields: Record<string, unknown>): void;
+  /**
+   * A route's target through the alias of that name, when one exists (a release or canary of the
+   * target), with this caller's sticky assignment; undefined when the name is no alias.
+   */
+  resolveAlias?(name: string): Promise<ModelBackend | undefined>;
 }
 
 /**

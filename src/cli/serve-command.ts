@@ -66,7 +66,7 @@ export async function serve(config: AigwConfig, options: { join: boolean } = { j
     const models = routedModels(served.registry.backends(), served.caps, config.routing, control);
     const gateway = createGateway({
       backends: models.backends,
-      aliases: createModelResolver(local.store, { cacheMs: config.aliases.cache_seconds * 1000, logger, metrics }),
+      aliases: createModelResolver(local.store, { cacheMs: config.aliases.cache_seconds * 1000, logger, metrics, audit: services.releaseAudit }),
       defaultModel: firstModel,
       authenticate: (presented) => authenticateApiKey(local.store, presented),
       logger,

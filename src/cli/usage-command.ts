@@ -8,7 +8,7 @@ const DEFAULT_DAYS = 7;
 /** `aigw usage`: the usage roll-up per key and UTC day, as a table or JSON. */
 export function usageCommand(): Command {
   return new Command('usage')
-    .description('requests, cache hits, tokens, cost and rejections by reason, per key and UTC day (default: the last 7 days)')
+    .description('requests, cache hits, tokens, cost and rejections by reason, per key and UTC day, with the requests each model version served (default: the last 7 days)')
     .option('--key <keyId>', 'one key (key_...); default: every key')
     .option('--from <day>', 'first UTC day, YYYY-MM-DD (default: 6 days before --to)', day)
     .option('--to <day>', 'last UTC day, YYYY-MM-DD (default: today)', day)
@@ -46,8 +46,12 @@ function table(usage: DailyUsage[]): string {
     Object.entries(u.rejections)
       .map(([reason, count]) => `${reason}=${count}`)
       .join(' ') || '-',
+    Object.entries(u.byVersion)
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([version, v]) => `${version}=${v.requests}`)
+      .join(' ') || '-',
   ]);
-  const header = ['day', 'key', 'requests', 'cache_hits', 'prompt_tokens', 'completion_tokens', 'cost_usd', 'rejections'];
+  const header = ['day', 'key', 'requests', 'cache_hits', 'prompt_tokens', 'completion_tokens', 'cost_usd', 'rejections', 'by_version'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   return [header, ...rows].map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')).join('\n');
 }

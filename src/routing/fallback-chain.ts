@@ -114,6 +114,7 @@ async function prepareChain(
   const promptTokens = Math.max(...usable.map((u) => u.prepared.promptTokens));
   const maxTokens = Math.max(...usable.map((u) => u.prepared.maxTokens));
   const spends: Spend[] = [];
+  const reply: ReplyAuthor = {};
   return {
     promptTokens,
     maxTokens,
@@ -124,6 +125,7 @@ async function prepareChain(
       const served = attempts.find((a) => a.outcome === 'served');
       return served && attempts.every((a) => a === served || a.tokens === 0) ? served.target : undefined;
     },
+    startedBy: () => reply.startedBy,
     run: (signal) =>
       runChain(options, {
         input,
@@ -132,6 +134,7 @@ async function prepareChain(
         prepared: new Map(usable.map((u) => [u.index, u.prepared])),
         attempts,
         spends,
+        reply,
         signal,
       }),
   };
@@ -150,6 +153,11 @@ function reservation(options: FallbackChainOptions, usable: ModelBackend[], inpu
   return Math.max(single, reads + writes);
 }
 
+/** Which target began the reply the client sees. */
+interface ReplyAuthor {
+  startedBy?: string;
+}
+
 interface ChainRun {
   input: GenerationInput;
   params: GenerationParams;
@@ -158,6 +166,7 @@ interface ChainRun {
   prepared: Map<number, PreparedGeneration>;
   attempts: AttemptRecord[];
   spends: Spend[];
+  reply: ReplyAuthor;
   signal: AbortSignal;
 }
 
@@ -246,6 +255,7 @@ async function* runChain(options: FallbackChainOptions, run: ChainRun): AsyncGen
           if (tokens++ === 0) run.spends.push(spend);
           spend.completionTokens = tokens;
           replyPromptTokens ??= prepared.promptTokens;
+          run.reply.startedBy ??= backend.version;
           partial += event.text;
           yield event;
           continue;
@@ -254,6 +264,7 @@ async function* runChain(options: FallbackChainOptions, run: ChainRun): AsyncGen
         if (tokens === 0) run.spends.push(spend);
         Object.assign(spend, event.usage);
         permit.success();
+        run.reply.startedBy ??= backend.version; // an empty answer: its writer is the one that finished
         record('served', event.usage.completionTokens);
         // The reply's prompt is the one its first target read; its length is every target's share.
         const promptTokens = replyPromptTokens === undefined || !continuing ? event.usage.promptTokens : replyPromptTokens;
@@ -276,7 +287,10 @@ async function* runChain(options: FallbackChainOptions, run: ChainRun): AsyncGen
       record(trigger, tokens);
       // Tokens that showed no text (a character still incomplete) leave nothing to continue from.
       if (partial.length > 0) shownTokens += tokens;
-      else replyPromptTokens = undefined;
+      else {
+        replyPromptTokens = undefined;
+        run.reply.startedBy = undefined;
+      }
       lastError = error;
     } finally {
       signal.removeEventListener('abort', onAbort);

@@ -97,8 +97,8 @@ export class ModelResolver {
 function observe(backend: ModelBackend, report: (outcome: Omit<RequestOutcome, 'role'>) => Promise<void>): ModelBackend {
   return {
     ...backend,
-    async prepare(input, params): Promise<PreparedGeneration> {
-      const prepared = await backend.prepare(input, params);
+    async prepare(input, params, context): Promise<PreparedGeneration> {
+      const prepared = await backend.prepare(input, params, context);
       return { ...prepared, run: (signal) => observedRun(prepared.run(signal), signal, report) };
     },
   };

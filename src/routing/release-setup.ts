@@ -1,6 +1,8 @@
 // Aliases as a gateway runs them: the cached alias store, canary health counting and automatic
-// rollback, reported as a log line and a metric by the gateway whose write ended the canary.
+// rollback, reported as a log line, a metric and an audit record by the gateway whose write ended
+// the canary.
 import type { Metrics } from '@aws-lambda-powertools/metrics';
+import { appendAudit } from '../audit/index.js';
 import type { Store } from '../store/index.js';
 import { emitAliasAutoRollback } from '../telemetry/index.js';
 import { AliasStore } from './alias-store.js';
@@ -17,6 +19,8 @@ export interface ReleaseSetupOptions {
   logger: ReleaseLogger;
   metrics?: Metrics;
   health?: Omit<CanaryHealthOptions, 'onRollback'>;
+  /** Audits each automatic rollback (kind auto_rolled_back) beside the alias, as the CLI's release steps are. */
+  audit?: { actor: string; retentionDays: number };
 }
 
 export function createModelResolver(store: Store, options: ReleaseSetupOptions): ModelResolver {
@@ -26,11 +30,15 @@ export function createModelResolver(store: Store, options: ReleaseSetupOptions):
   });
   const health = new CanaryHealth(store, aliases, {
     ...options.health,
-    onRollback: (event) => {
-      // A release step no operator took: what, why, and the numbers it saw. (Not an src/audit
-      // record: its chain moves by a transaction the gateway function's grant leaves out.)
+    onRollback: async (event) => {
+      // A release step no operator took: what, why, and the numbers it saw.
       options.logger.info('alias_auto_rollback', { ...event });
       if (options.metrics) emitAliasAutoRollback(options.metrics, event.alias);
+      if (!options.audit) return;
+      const { actor, retentionDays } = options.audit;
+      await appendAudit(store, { kind: 'auto_rolled_back', actor, data: { ...event } }, { retentionDays }).catch((error: unknown) =>
+        options.logger.info('warning', { warning: `auditing the automatic rollback of ${event.alias} failed`, cause: String(error) }),
+      );
     },
   });
   return new ModelResolver({

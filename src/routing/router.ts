@@ -30,7 +30,8 @@ export class RoutingConfigError extends Error {
 
 /**
  * The backends clients can name: the plain ones, models with fallbacks as chains, and each route.
- * Targets are looked up in `backends`, so a route can't reach a model the gateway does not serve.
+ * Targets are looked up in `backends`, so a route can't reach a model the gateway does not serve;
+ * per request, a target named like an alias goes to the version the alias picks (see routedBackend).
  */
 export function withRouting(backends: ReadonlyMap<string, ModelBackend>, options: RoutingOptions): Map<string, ModelBackend> {
   const target = (name: string, where: string): ModelBackend => {
@@ -38,15 +39,14 @@ export function withRouting(backends: ReadonlyMap<string, ModelBackend>, options
     if (!backend) throw new RoutingConfigError(`${where} names the model "${name}", which is not served (known: ${[...backends.keys()].join(', ')})`);
     return backend;
   };
-  const chainOf = (name: string, via: string | undefined): ModelBackend => {
+  /** `name` (or, when given, the version its alias picked) and then its fallbacks, or the route's. */
+  const chainOf = (name: string, via: string | undefined, first?: ModelBackend): ModelBackend => {
     const after = options.fallbacks.get(name) ?? (via === undefined ? undefined : options.fallbacks.get(via)) ?? [];
     const names = [...new Set([name, ...after])];
+    const targets = names.map((n, i) => (i === 0 && first ? first : target(n, `the fallbacks of "${via ?? name}"`)));
     return fallbackChain({
       id: via ?? name,
-      targets: names.map((n) => {
-        const backend = target(n, `the fallbacks of "${via ?? name}"`);
-        return { backend, breaker: options.breakers.for(backend.version) };
-      }),
+      targets: targets.map((backend) => ({ backend, breaker: options.breakers.for(backend.version) })),
       firstTokenTimeoutMs: options.firstTokenTimeoutMs,
       stallTimeoutMs: options.stallTimeoutMs,
       slots: options.slots,
@@ -59,12 +59,19 @@ export function withRouting(backends: ReadonlyMap<string, ModelBackend>, options
     if (backends.has(name)) throw new RoutingConfigError(`the route "${name}" has the name of a model; give it a name of its own`);
     for (const n of [table.defaultTarget, ...table.rules.map((r) => r.target)]) target(n, `the route "${name}"`);
     const chains = new Map([table.defaultTarget, ...table.rules.map((r) => r.target)].map((n) => [n, chainOf(n, name)]));
-    routed.set(name, routedBackend(name, table, chains, target(table.defaultTarget, name)));
+    const aliasedChain = (targetName: string, aliased: ModelBackend) => chainOf(targetName, name, aliased);
+    routed.set(name, routedBackend(name, table, chains, target(table.defaultTarget, name), aliasedChain));
   }
   return routed;
 }
 
-function routedBackend(name: string, table: RouteTable, chains: ReadonlyMap<string, ModelBackend>, defaultTarget: ModelBackend): ModelBackend {
+function routedBackend(
+  name: string,
+  table: RouteTable,
+  chains: ReadonlyMap<string, ModelBackend>,
+  defaultTarget: ModelBackend,
+  aliasedChain: (target: string, aliased: ModelBackend) => ModelBackend,
+): ModelBackend {
   const countsPrompt = table.rules.some((r) => r.when.kind === 'prompt_tokens');
   return {
     id: name,
@@ -78,7 +85,9 @@ function routedBackend(name: string, table: RouteTable, chains: ReadonlyMap<stri
         routeHeader: context?.headers.get(ROUTE_HEADER) ?? undefined,
       });
       context?.report?.({ route: decision.rule, routeReason: decision.reason, routeTarget: decision.target });
-      const chain = chains.get(decision.target)!;
+      // A target with an alias of its name follows it, so releases and canaries reach routed traffic.
+      const aliased = await context?.resolveAlias?.(decision.target);
+      const chain = aliased ? aliasedChain(decision.target, aliased) : chains.get(decision.target)!;
       const prepared = await chain.prepare(input, params, context);
       // The cache keys answers by the version the route picked, never by the route's name.
       return { ...prepared, version: prepared.version ?? chain.version };

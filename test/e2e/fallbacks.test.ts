@@ -83,19 +83,20 @@ async function startGateway(setup: GatewaySetup) {
 }
 
 async function streamText(client: OpenAI, body: { model: string; max_tokens?: number; temperature?: number; messages?: typeof messages }, headers: Record<string, string> = {}) {
-  const stream = await client.chat.completions.create(
-    { messages, ...body, stream: true, stream_options: { include_usage: true } },
-    { headers },
-  );
+  const { data: stream, response } = await client.chat.completions
+    .create({ messages, ...body, stream: true, stream_options: { include_usage: true } }, { headers })
+    .withResponse();
   let text = '';
   let usage: OpenAI.CompletionUsage | undefined;
   let finish: string | null | undefined;
+  const models = new Set<string>();
   for await (const chunk of stream) {
+    models.add(chunk.model);
     text += chunk.choices[0]?.delta.content ?? '';
     finish = chunk.choices[0]?.finish_reason ?? finish;
     if (chunk.usage) usage = chunk.usage;
   }
-  return { text, usage, finish };
+  return { text, usage, finish, models: [...models], versionHeader: response.headers.get('x-aigw-model-version') };
 }
 
 const fullReply = (label: string, from = 0, to = 8) => Array.from({ length: to - from }, (_, i) => `${label}${from + i} `).join('');
@@ -111,9 +112,12 @@ describe('before the first token', () => {
   ])('falls back on $name: the client sees one normal response from the next target', async ({ behavior, outcome }) => {
     const { client, logs } = await startGateway({ fallbacks: { a: ['b'] }, firstTokenTimeoutMs: 500 });
     a.always(behavior);
-    const { text, usage, finish } = await streamText(client, { model: 'a' });
+    const { text, usage, finish, models, versionHeader } = await streamText(client, { model: 'a' });
     expect(text).toBe(fullReply('b'));
     expect(finish).toBe('stop');
+    // The response names the version that wrote it, not the one first tried.
+    expect(models).toEqual(['b@1']);
+    expect(versionHeader).toBe('b@1');
     expect(usage).toMatchObject({ completion_tokens: 8, prompt_tokens: 4 });
     expect(b.requests).toHaveLength(1);
     expect(b.requests[0]!.body.continue_final_message).toBeUndefined();
@@ -124,9 +128,11 @@ describe('before the first token', () => {
     const gone = await startFlakyUpstream({ label: 'x' });
     await gone.close();
     const { client, logs } = await startGateway({ fallbacks: { dead: ['b'] }, extra: [upstream('dead', gone)] });
-    const answer = await client.chat.completions.create({ model: 'dead', messages });
+    const { data: answer, response } = await client.chat.completions.create({ model: 'dead', messages }).withResponse();
     expect(answer.choices[0]!.message.content).toBe(fullReply('b'));
-    expect(logs()[0]).toMatchObject({ fallbacks: ['unreachable'] });
+    expect(answer.model).toBe('b@1');
+    expect(response.headers.get('x-aigw-model-version')).toBe('b@1');
+    expect(logs()[0]).toMatchObject({ fallbacks: ['unreachable'], modelVersion: 'b@1' });
   });
 
   it('falls back to a longer-context model when the local model finds the prompt too long, without running it', async () => {
@@ -168,9 +174,12 @@ describe('after the first token', () => {
   it("a stream cut after 3 tokens goes on at the fallback: text is a's prefix + b's continuation, usage covers both", async () => {
     const { client, logs } = await startGateway({ fallbacks: { a: ['b'] } });
     a.next({ kind: 'cut', afterTokens: 3 });
-    const { text, usage, finish } = await streamText(client, { model: 'a' });
+    const { text, usage, finish, models, versionHeader } = await streamText(client, { model: 'a' });
     expect(text).toBe('a0 a1 a2 b3 b4 b5 b6 b7 ');
     expect(finish).toBe('stop');
+    // A continued reply is named by the version that began it (the log lists both).
+    expect(models).toEqual(['a@1']);
+    expect(versionHeader).toBe('a@1');
     // The primary never said its prompt count: it is the gateway's bound; the reply is 3 + 5 tokens.
     expect(usage).toMatchObject({ prompt_tokens: promptTokenBound({ kind: 'chat', messages }), completion_tokens: 8 });
     expect(usage!.total_tokens).toBe(usage!.prompt_tokens + 8);
@@ -338,12 +347,11 @@ describe('route rules', () => {
 
   it('sends each request where its rule says, logs the decision, and falls back within the chosen target', async () => {
     const { client, logs } = await startGateway({ routes, fallbacks: { c: ['b'] } });
-    let expectModel: string | undefined;
     const served = async (body: { messages?: typeof messages; max_tokens?: number }, headers: Record<string, string> = {}): Promise<string> => {
       const answer = await client.chat.completions.create({ model: 'assistant', messages, ...body }, { headers });
       const text = answer.choices[0]!.message.content!;
-      // The model field names the version the route picked.
-      expect(answer.model).toBe(expectModel ?? `${text[0]}@1`);
+      // The model field names the version that wrote the answer.
+      expect(answer.model).toBe(`${text[0]}@1`);
       return text.slice(0, 2);
     };
     expect(await served({})).toBe('a0');
@@ -352,8 +360,7 @@ describe('route rules', () => {
     expect(await served({ messages: [{ role: 'user', content: 'Read this Contract.' }] })).toBe('b0');
     expect(await served({}, { 'x-aigw-route': 'heavy' })).toBe('c0');
     c.always({ kind: 'status', status: 503 });
-    // Named before the run: the route's pick (c), though its fallback b wrote the answer.
-    expectModel = 'c@1';
+    // The route picked c; its fallback b wrote the answer, and the response names b.
     expect(await served({}, { 'x-aigw-route': 'heavy' })).toBe('b0');
     expect(logs().map((l) => [l.route, l.routeReason, l.routeTarget])).toEqual([
       ['default', 'default', 'a'],

@@ -17,7 +17,7 @@ import { engineBackend } from '../../src/backends/engine-backend.js';
 import { parseConfig } from '../../src/config/index.js';
 import { loadModel } from '../../src/engine/index.js';
 import { createGateway } from '../../src/gateway.js';
-import { AliasStore, ModelRegistry, createModelResolver, upstreamModelBackend } from '../../src/routing/index.js';
+import { AliasStore, CircuitBreakers, ModelRegistry, createModelResolver, upstreamModelBackend, withRouting } from '../../src/routing/index.js';
 import type { Store } from '../../src/store/index.js';
 import { createTestStore, providedDynamoDb } from '../setup/store.js';
 import { ensureTestModel } from '../helpers/test-models.js';
@@ -85,9 +85,17 @@ beforeAll(async () => {
     upstreamModelBackend(upstream, undefined),
   ]);
   const logger = { info: (message: string, ...extra: Record<string, unknown>[]) => logs.push(Object.assign({ message }, ...extra)) };
+  // A route over the bare name: it must follow the alias of that name once one exists.
+  const backends = withRouting(registry.backends(), {
+    routes: new Map([['smart', { defaultTarget: 'qwen', rules: [] }]]),
+    fallbacks: new Map(),
+    firstTokenTimeoutMs: 30_000,
+    stallTimeoutMs: 15_000,
+    breakers: new CircuitBreakers({ failureThreshold: 3, cooldownMs: 30_000 }),
+  });
   const handler = createGateway({
-    backends: registry.backends(),
-    aliases: createModelResolver(store, { cacheMs: CACHE_SECONDS * 1000, logger, health: { checkIntervalMs: 0 } }),
+    backends,
+    aliases: createModelResolver(store, { cacheMs: CACHE_SECONDS * 1000, logger, health: { checkIntervalMs: 0 }, audit: { actor: 'gw-releases-test', retentionDays: 180 } }),
     defaultModel: 'qwen',
     authenticate: (presented) => authenticateApiKey(store, presented),
     logger,
@@ -217,6 +225,12 @@ describe('aliases through the openai client', () => {
     const audit = logs.filter((line) => line.message === 'alias_auto_rollback');
     expect(audit).toHaveLength(1);
     expect(audit[0]).toMatchObject({ alias: 'auto', canary: 'qwen@5', stable: 'qwen@3' });
+    // ... and an audit record says so, in a chain that verifies, read back through the CLI.
+    const listed = (await aigw('audit', 'list', '--kind', 'auto_rolled_back')).stdout.trim().split('\n').filter(Boolean).map((line) => JSON.parse(line));
+    expect(listed).toHaveLength(1);
+    expect(listed[0]).toMatchObject({ kind: 'auto_rolled_back', actor: 'gw-releases-test', data: { alias: 'auto', canary: 'qwen@5', stable: 'qwen@3', reason: expect.stringMatching(/error rate/) } });
+    expect(listed[0].data.stats.canary.errors).toBeGreaterThanOrEqual(5);
+    expect((await aigw('audit', 'verify')).stdout).toMatch(/audit trail intact/);
 
     // After the bound every caller is on stable again.
     await new Promise((resolve) => setTimeout(resolve, CACHE_SECONDS * 1000 + 200));
@@ -225,5 +239,25 @@ describe('aliases through the openai client', () => {
     const show = await aigw('models', 'alias', 'show', 'auto');
     expect(show.stdout).toMatch(/auto: qwen@3: 100/);
     expect(show.stdout).toMatch(/auto-rollback/);
+  });
+
+  it("a route's target follows the alias named like it: same canary split, same caller on the same version", async () => {
+    // Before any alias `qwen`: the route serves the bare name's first version.
+    expect(await servedBy(client, 'smart', 'route-0')).toBe('qwen@3');
+    await aigw('models', 'alias', 'set', 'qwen', 'qwen@3');
+    await aigw('models', 'alias', 'canary', 'qwen', 'qwen@4', '--weight', '50', '--no-auto-rollback');
+    await new Promise((resolve) => setTimeout(resolve, CACHE_SECONDS * 1000 + 200));
+
+    const callers = Array.from({ length: 40 }, (_, i) => `route-${i}`);
+    const viaRoute = await Promise.all(callers.map((caller) => servedBy(client, 'smart', caller)));
+    expect(new Set(viaRoute)).toEqual(new Set(['qwen@3', 'qwen@4']));
+    // The assignment is the alias's own: naming the alias directly lands each caller on the same version.
+    const direct = await Promise.all(callers.map((caller) => servedBy(client, 'qwen', caller)));
+    expect(direct).toEqual(viaRoute);
+
+    await aigw('models', 'alias', 'rollback', 'qwen');
+    await new Promise((resolve) => setTimeout(resolve, CACHE_SECONDS * 1000 + 200));
+    const after = await Promise.all(callers.slice(0, 10).map((caller) => servedBy(client, 'smart', caller)));
+    expect(new Set(after)).toEqual(new Set(['qwen@3']));
   });
 });

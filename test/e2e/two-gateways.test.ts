@@ -76,7 +76,16 @@ it('shares keys, exact limits and the usage roll-up between a gateway and one th
   expect(await chat(second.url, other, 'cache me')).toBe(200);
 
   // The roll-up is written after each response: read until both gateways' writes are in.
-  type Row = { keyId: string; requests: number; cacheHits: number; completionTokens: number; costUsd: string; rejections: Record<string, number> };
+  type Row = {
+    keyId: string;
+    requests: number;
+    cacheHits: number;
+    completionTokens: number;
+    costMicros: number;
+    costUsd: string;
+    rejections: Record<string, number>;
+    byVersion: Record<string, { requests: number; cacheHits: number; completionTokens: number; costMicros: number }>;
+  };
   let rows: Row[] = [];
   for (;;) {
     rows = JSON.parse((await aigw(['usage', '--json'])).stdout) as Row[];
@@ -89,11 +98,17 @@ it('shares keys, exact limits and the usage roll-up between a gateway and one th
   expect(mine).toMatchObject({ requests: 3, cacheHits: 0, rejections: { requests_per_minute: 3 } });
   expect(mine.completionTokens).toBeGreaterThan(0);
   expect(rows.find((r) => r.keyId !== keyId)).toMatchObject({ requests: 2, cacheHits: 1, rejections: {} });
+  // The same counts per model version: one version served all of them.
+  const versions = Object.entries(mine.byVersion);
+  expect(versions).toHaveLength(1);
+  expect(versions[0]![0]).toMatch(/^aigw-tiny@./);
+  expect(versions[0]![1]).toEqual({ requests: 3, cacheHits: 0, promptTokens: expect.any(Number), completionTokens: mine.completionTokens, costMicros: mine.costMicros });
+  expect(Object.values(rows.find((r) => r.keyId !== keyId)!.byVersion)).toEqual([expect.objectContaining({ requests: 2, cacheHits: 1 })]);
 
   // One key's days as a table; a bad day is refused.
   const table = (await aigw(['usage', '--key', keyId])).stdout;
   expect(table.split('\n')[0]).toMatch(/^day\s+key\s+requests\s+cache_hits/);
-  expect(table).toMatch(new RegExp(`${keyId}\\s+3\\s+0\\s+.*requests_per_minute=3`));
+  expect(table).toMatch(new RegExp(`${keyId}\\s+3\\s+0\\s+.*requests_per_minute=3\\s+aigw-tiny@\\S+=3`));
   const bad = await aigw(['usage', '--from', '2026-13-01']).catch((e: { code: number; stderr: string }) => e);
   expect((bad as { stderr: string }).stderr).toMatch(/expected a day as YYYY-MM-DD/);
 
