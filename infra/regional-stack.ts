@@ -26,7 +26,7 @@ import { DATA_REMOVAL_POLICY, logBucket, privateBucketProps } from './storage.js
  * The DynamoDB actions the gateway's code issues (GetCommand, PutCommand, UpdateCommand), and
  * nothing else: test/infra/dynamodb-grants.test.ts fails when its bundle and this list drift.
  */
-export const GATEWAY_TABLE_ACTIONS = ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem'] as const;
+export const GATEWAY_TABLE_ACTIONS = ['dynamodb:BatchWriteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem'] as const;
 
 /** Source files of the two Lambda entry points (tests may point them elsewhere). */
 export interface FunctionEntries {

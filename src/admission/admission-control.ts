@@ -23,7 +23,7 @@ import {
 } from './limits-item.js';
 import { costMicros, type ModelPrice } from './pricing.js';
 import { releaseHold, releaseModelHold, type SettledUsage } from './settlement.js';
-import { addUsage, type UsageEvent } from './usage-rollup.js';
+import { UsageRollup, type UsageEvent } from './usage-rollup.js';
 import { fenceCondition, mayHaveLanded, takeBackAdmission } from './unconfirmed-admission.js';
 import { windowsAt, type Windows } from './windows.js';
 
@@ -109,6 +109,7 @@ const LIFTED_BY_SETTLING: ReadonlySet<RejectionReason> = new Set([
 export class AdmissionControl {
   private readonly now: () => number;
   readonly settleBudgetMs: number;
+  private readonly usage: UsageRollup;
   /** Settlements of this instance still under way, by limits item (key id, or model: + model id). */
   private readonly settling = new Map<string, Set<Promise<unknown>>>();
 
@@ -118,6 +119,7 @@ export class AdmissionControl {
   ) {
     this.now = options.now ?? Date.now;
     this.settleBudgetMs = options.settleBudgetMs ?? DEFAULT_SETTLE_BUDGET_MS;
+    this.usage = new UsageRollup(store, this.settleBudgetMs);
   }
 
   /**
@@ -279,13 +281,13 @@ export class AdmissionControl {
       ]),
     );
     const { promptTokens, completionTokens, version } = usage;
-    await addUsage(this.store, admission.keyId, admission.windows.day, { kind: 'generated', promptTokens, completionTokens, costMicros: cost, version }, this.settleBudgetMs);
+    await this.usage.add(admission.keyId, admission.windows.day, { kind: 'generated', promptTokens, completionTokens, costMicros: cost, version });
     return cost;
   }
 
   /** Adds a cache hit or a refusal to the key's usage roll-up (a served request adds itself when settled). */
   async recordUsage(keyId: string, event: Exclude<UsageEvent, { kind: 'generated' }>): Promise<void> {
-    await addUsage(this.store, keyId, windowsAt(this.now()).day, event, this.settleBudgetMs);
+    await this.usage.add(keyId, windowsAt(this.now()).day, event);
   }
 
   /** Runs a settlement, registered under its key's (and model's) item while it runs: see admit. */

@@ -2,7 +2,7 @@
 // requests served, cache hits, tokens, cost and admission's rejections by reason; the served
 // requests also per model version (attributes v#<name@version>#<counter>, on the same item).
 import { BatchGetCommand, UpdateCommand, paginateScan } from '@aws-sdk/lib-dynamodb';
-import { KEY_PREFIX, itemKeys, type Store } from '../store/index.js';
+import { GroupCommit, KEY_PREFIX, itemKeys, type Store } from '../store/index.js';
 import type { RejectionReason } from './admission-errors.js';
 import { unavailable, updateInput } from './limits-item.js';
 import { retryWithin } from './settlement.js';
@@ -41,11 +41,8 @@ const REJECTED_PREFIX = 'rejected_';
 const VERSION_PREFIX = 'v#';
 const VERSION_COUNTERS: readonly (keyof VersionUsage)[] = ['requests', 'cacheHits', 'promptTokens', 'completionTokens', 'costMicros'];
 
-/**
- * Adds one request to its key's day, retried within `budgetMs`. A counter ADD retried after an
- * answer that was lost could count twice: the roll-up is a report, and errs toward counting.
- */
-export async function addUsage(store: Store, keyId: string, day: string, event: UsageEvent, budgetMs: number): Promise<void> {
+/** The counters one request adds to its key's day. */
+export function usageCounts(event: UsageEvent): Record<string, number> {
   const counts: Record<string, number> =
     event.kind === 'generated'
       ? { requests: 1, promptTokens: event.promptTokens, completionTokens: event.completionTokens, costMicros: event.costMicros }
@@ -55,9 +52,57 @@ export async function addUsage(store: Store, keyId: string, day: string, event: 
   if (event.kind !== 'rejected' && event.version) {
     for (const [counter, value] of Object.entries(counts)) counts[`${VERSION_PREFIX}${event.version}#${counter}`] = value;
   }
-  await retryWithin(budgetMs, () =>
-    store.client.send(new UpdateCommand(updateInput(store, itemKeys.usage(keyId, day), counts, []))).catch((error) => Promise.reject(unavailable(error))),
-  );
+  return counts;
+}
+
+interface UsageAdd {
+  keyId: string;
+  day: string;
+  counts: Record<string, number>;
+}
+
+/**
+ * Adds requests to their keys' days. Requests that finish while a roll-up write is under way are
+ * summed into the next one (group commit), so under load one UpdateItem per key and day carries
+ * many requests; alone, a request is written at once. Each write is retried within `budgetMs`: a
+ * counter ADD retried after an answer that was lost could count twice (the roll-up is a report,
+ * and errs toward counting).
+ */
+export class UsageRollup {
+  private readonly writes: GroupCommit<UsageAdd, unknown>;
+
+  constructor(store: Store, budgetMs: number) {
+    this.writes = new GroupCommit({
+      write: async (adds) => {
+        const sums = new Map<string, UsageAdd>();
+        for (const add of adds) {
+          const id = `${add.keyId}\u0000${add.day}`;
+          const sum = sums.get(id) ?? { keyId: add.keyId, day: add.day, counts: {} };
+          for (const [counter, value] of Object.entries(add.counts)) sum.counts[counter] = (sum.counts[counter] ?? 0) + value;
+          sums.set(id, sum);
+        }
+        // One outcome per item: a caller hears of its own item's failure only.
+        const outcomes = new Map<string, unknown>();
+        await Promise.all(
+          [...sums].map(async ([id, sum]) => {
+            const key = itemKeys.usage(sum.keyId, sum.day);
+            try {
+              await retryWithin(budgetMs, () => store.client.send(new UpdateCommand(updateInput(store, key, sum.counts, []))).catch((error) => Promise.reject(unavailable(error))));
+            } catch (error) {
+              outcomes.set(id, error ?? new Error('usage roll-up write failed'));
+            }
+          }),
+        );
+        return adds.map((add) => outcomes.get(`${add.keyId}\u0000${add.day}`));
+      },
+    });
+  }
+
+  /** Adds one request to its key's day; rejects when the write holding it failed within the budget. */
+  async add(keyId: string, day: string, event: UsageEvent): Promise<void> {
+    const failure = await this.writes.add({ keyId, day, counts: usageCounts(event) });
+    if (failure !== undefined) throw failure;
+  }
 }
 
 /** Each UTC day from `from` to `to`, both included (YYYY-MM-DD). */

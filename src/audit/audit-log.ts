@@ -5,7 +5,7 @@
 // (two CLI runs, two gateway instances) can never fork or overwrite it: the loser re-reads and retries.
 import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import { GetCommand, TransactWriteCommand, paginateQuery } from '@aws-sdk/lib-dynamodb';
-import type { Store } from '../store/index.js';
+import { GroupCommit, type Store } from '../store/index.js';
 import { chainRecord, type AuditEvent, type AuditRecord } from './audit-record.js';
 
 const RECORD_PREFIX = 'R#';
@@ -32,8 +32,6 @@ export interface AuditLogOptions {
 interface Pending {
   event: AuditEvent;
   time: Date;
-  resolve(record: AuditRecord): void;
-  reject(error: unknown): void;
 }
 
 type Head = { seq: number; hash: string } | undefined;
@@ -43,8 +41,7 @@ export class AuditLog {
   private readonly retentionDays: number;
   private readonly now: () => Date;
   private readonly heads = new Map<string, Head>();
-  private readonly queue: Pending[] = [];
-  private writing: Promise<void> | undefined;
+  private readonly writes: GroupCommit<Pending, AuditRecord>;
 
   constructor(
     private readonly store: Store,
@@ -53,34 +50,33 @@ export class AuditLog {
     if (!/^[A-Za-z0-9_.:-]{1,100}$/.test(options.writer)) throw new Error(`audit writer name: expected 1 to 100 letters, digits, "_.:-", got "${options.writer}"`);
     this.retentionDays = options.retentionDays ?? DEFAULT_AUDIT_RETENTION_DAYS;
     this.now = options.now ?? (() => new Date());
-  }
-
-  append(event: AuditEvent): Promise<AuditRecord> {
-    return new Promise((resolve, reject) => {
-      this.queue.push({ event, time: event.time ?? this.now(), resolve, reject });
-      this.writing ??= this.drain().finally(() => (this.writing = undefined));
+    this.writes = new GroupCommit({
+      // One transaction holds one stream's records: those queued for the first one's stream, at most MAX_BATCH.
+      batchSize: (queued) => {
+        const stream = streamName(queued[0]!.time, options.writer);
+        let size = 1;
+        while (size < Math.min(MAX_BATCH, queued.length) && streamName(queued[size]!.time, options.writer) === stream) size++;
+        return size;
+      },
+      write: async (batch) => {
+        const stream = streamName(batch[0]!.time, options.writer);
+        try {
+          return await this.writeBatch(stream, batch);
+        } catch (error) {
+          this.heads.delete(stream);
+          throw error;
+        }
+      },
     });
   }
 
-  /** Resolves once everything appended so far is written (or has failed). */
-  async flush(): Promise<void> {
-    while (this.writing) await this.writing;
+  append(event: AuditEvent): Promise<AuditRecord> {
+    return this.writes.add({ event, time: event.time ?? this.now() });
   }
 
-  private async drain(): Promise<void> {
-    while (this.queue.length > 0) {
-      const stream = streamName(this.queue[0]!.time, this.options.writer);
-      let size = 1;
-      while (size < Math.min(MAX_BATCH, this.queue.length) && streamName(this.queue[size]!.time, this.options.writer) === stream) size++;
-      const batch = this.queue.splice(0, size);
-      try {
-        const records = await this.writeBatch(stream, batch);
-        batch.forEach((pending, i) => pending.resolve(records[i]!));
-      } catch (error) {
-        this.heads.delete(stream);
-        for (const pending of batch) pending.reject(error);
-      }
-    }
+  /** Resolves once everything appended so far is written (or has failed). */
+  flush(): Promise<void> {
+    return this.writes.flush();
   }
 
   private async writeBatch(stream: string, batch: Pending[]): Promise<AuditRecord[]> {

@@ -6,12 +6,18 @@
 // not stored: put returns 'too_large' and the request is answered uncached.
 import { promisify } from 'node:util';
 import { gunzip, gzip } from 'node:zlib';
-import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { BatchWriteCommand, GetCommand } from '@aws-sdk/lib-dynamodb';
+import { setTimeout as delay } from 'node:timers/promises';
 import { z } from 'zod';
-import { itemKeys, type Store } from '../store/index.js';
+import { GroupCommit, itemKeys, type Store } from '../store/index.js';
 import { DEFAULT_MAX_ENTRY_BYTES, type CacheConfig } from './cache-config.js';
 import type { CachedGeneration } from './cached-generation.js';
 import { CorruptCacheEntryError } from './errors.js';
+
+/** BatchWriteItem's limit; 25 entries of at most maxEntryBytes stay far under its 16 MB. */
+const MAX_BATCH = 25;
+/** Items DynamoDB left unprocessed (throttling) are sent again this many times, 50 ms apart and doubling. */
+const UNPROCESSED_RETRIES = 3;
 
 const gzipAsync = promisify(gzip);
 const gunzipAsync = promisify(gunzip);
@@ -51,6 +57,8 @@ export class ResponseCache {
    * client repeating its request at once is answered from here instead of missing.
    */
   private readonly writing = new Map<string, CachedGeneration>();
+  /** Entries stored while a write is under way go together in the next BatchWriteItem. */
+  private readonly writes: GroupCommit<CacheItem, boolean>;
 
   constructor(
     private readonly store: Store,
@@ -58,6 +66,7 @@ export class ResponseCache {
     private readonly options: ResponseCacheOptions = {},
   ) {
     this.maxEntryBytes = config.maxEntryBytes ?? DEFAULT_MAX_ENTRY_BYTES;
+    this.writes = new GroupCommit({ batchSize: (queued) => Math.min(queued.length, MAX_BATCH), write: (items) => this.writeBatch(items) });
   }
 
   /** The live entry under this hash; undefined when absent, expired, unreadable or the store fails. */
@@ -86,7 +95,7 @@ export class ResponseCache {
     try {
       const item: CacheItem = { ...itemKeys.cache(hash), ttl: nowSeconds() + ttlSeconds, ...(await encodeEntry(entry)) };
       if (itemBytes(item) > this.maxEntryBytes) return 'too_large';
-      await this.store.client.send(new PutCommand({ TableName: this.store.tableName, Item: item }));
+      if (!(await this.writes.add(item))) throw new Error('DynamoDB left the cache write unprocessed');
       return 'stored';
     } catch (error) {
       this.options.onError?.('put', error);
@@ -94,6 +103,19 @@ export class ResponseCache {
     } finally {
       if (this.writing.get(hash) === entry) this.writing.delete(hash);
     }
+  }
+
+  /** Puts a batch of items (one per key: the latest wins); true for each item that was written. */
+  private async writeBatch(items: CacheItem[]): Promise<boolean[]> {
+    const latest = new Map(items.map((item) => [item.pk, item]));
+    let pending = [...latest.values()].map((Item) => ({ PutRequest: { Item } }));
+    for (let attempt = 0; pending.length > 0 && attempt <= UNPROCESSED_RETRIES; attempt++) {
+      if (attempt > 0) await delay(50 * 2 ** (attempt - 1));
+      const out = await this.store.client.send(new BatchWriteCommand({ RequestItems: { [this.store.tableName]: pending } }));
+      pending = (out.UnprocessedItems?.[this.store.tableName] ?? []) as typeof pending;
+    }
+    const unwritten = new Set(pending.map((request) => request.PutRequest.Item.pk));
+    return items.map((item) => !unwritten.has(item.pk));
   }
 }
 

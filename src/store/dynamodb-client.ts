@@ -97,10 +97,11 @@ function withDeadline(documents: DynamoDBDocumentClient, timeoutMs: number): Dyn
   const send = documents.send.bind(documents) as (command: unknown, options?: { abortSignal?: AbortSignal }) => Promise<unknown>;
   const bounded = async (command: unknown, options?: { abortSignal?: AbortSignal }) => {
     const deadline = new AbortController();
-    const timedOut = new StoreTimeoutError(timeoutMs);
     let timer: NodeJS.Timeout | undefined;
     const expired = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
+        // Made only when it happens: an error's stack trace is not free on every call.
+        const timedOut = new StoreTimeoutError(timeoutMs);
         deadline.abort(timedOut);
         reject(timedOut);
       }, timeoutMs);

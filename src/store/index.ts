@@ -3,3 +3,4 @@
 export * from './table-schema.js';
 export * from './dynamodb-client.js';
 export * from './dynamodb-local.js';
+export * from './group-commit.js';

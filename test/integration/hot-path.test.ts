@@ -48,7 +48,7 @@ const isRollUp = (c: DynamoDbCall) => c.command === 'UpdateCommand' && c.pk?.sta
  * it may start while the last bytes are on their way; 'does not hold the response' shows the
  * response does not wait for it.
  */
-const afterResponse = (c: DynamoDbCall) => isSettlement(c) || isRollUp(c) || c.command === 'PutCommand';
+const afterResponse = (c: DynamoDbCall) => isSettlement(c) || isRollUp(c) || c.command === 'BatchWriteCommand';
 /** The DynamoDB round trips the first byte waited for. */
 const waitedFor = (calls: CallRecorder, reply: Timed) => roundTripsBefore(calls.calls.filter((c) => !afterResponse(c)), reply.firstByte);
 
@@ -87,7 +87,7 @@ describe('the normal path', () => {
     expect(beforeFirstByte.some(isAdmission)).toBe(true);
     expect(roundTripsBefore(calls.calls, reply.firstByte)).toBe(1);
     // Per request: admission, cache read, cache write, settlement, usage roll-up.
-    expect(calls.calls.map((c) => c.command).sort()).toEqual(['GetCommand', 'PutCommand', 'UpdateCommand', 'UpdateCommand', 'UpdateCommand']);
+    expect(calls.calls.map((c) => c.command).sort()).toEqual(['BatchWriteCommand', 'GetCommand', 'UpdateCommand', 'UpdateCommand', 'UpdateCommand']);
     expect(calls.calls.filter(isSettlement)).toHaveLength(1);
   });
 
