@@ -1,7 +1,6 @@
 // The engine benchmark's qwen0.5b section (run by bench/engine.ts): Qwen2.5-0.5B's exact shapes as a
 // published int4 export has them (fp32 tied lm_head), the same package after `aigw models optimize`,
 // transformers.js on the original, and each row's fraction of the memory-bandwidth floor.
-import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { optimizeModelPackage } from '../src/models/index.js';
 import { buildModelPackage } from '../tools/model-builder/index.js';
@@ -9,6 +8,7 @@ import { presetShape } from '../tools/model-builder/presets.js';
 import { runCase } from './engine-run-case.js';
 import type { BenchCase, CaseResult, Mode, Runner } from './engine-worker.js';
 import { bytesPerToken, measureBandwidth } from './memory-floor.js';
+import { pathExists } from '../src/models/package-files.js';
 
 export interface OptimizedSectionOptions {
   modelsDir: string;
@@ -33,16 +33,9 @@ const VARIANTS = [
   { model: 'optimized: accuracy_level 4, lm_head int4', suffix: '-opt-int4', optimize: { lmHeadBits: 4 as const } },
 ];
 
-async function exists(file: string): Promise<boolean> {
-  return stat(file).then(
-    () => true,
-    () => false,
-  );
-}
-
 async function ensureModels(modelsDir: string): Promise<string[]> {
   const base = path.join(modelsDir, 'qwen0.5b-optimum-int4');
-  if (!(await exists(path.join(base, 'manifest.json')))) {
+  if (!(await pathExists(path.join(base, 'manifest.json')))) {
     console.error(`building the qwen0.5b model (optimum, int4 layers, fp32 tied lm_head) into ${base} ...`);
     await buildModelPackage({
       outDir: base,
@@ -58,7 +51,7 @@ async function ensureModels(modelsDir: string): Promise<string[]> {
   const dirs: string[] = [];
   for (const variant of VARIANTS) {
     const dir = `${base}${variant.suffix}`;
-    if (variant.optimize && !(await exists(path.join(dir, 'manifest.json')))) {
+    if (variant.optimize && !(await pathExists(path.join(dir, 'manifest.json')))) {
       console.error(`aigw models optimize ${path.basename(base)} -> ${path.basename(dir)} ...`);
       await optimizeModelPackage(base, dir, { accuracyLevel: 4, ...variant.optimize, version: `1${variant.suffix}` });
     }

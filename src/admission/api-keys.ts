@@ -300,20 +300,33 @@ export async function revokeApiKey(
   options: ApiKeyCacheOption = {},
 ): Promise<ApiKeyRecord> {
   const item = await keyItemById(store, keyId);
+  return updateKeyItem(store, item, keyId, options, {
+    UpdateExpression: 'SET #status = :revoked, revokedAt = if_not_exists(revokedAt, :now)',
+    ExpressionAttributeNames: { '#status': 'status' },
+    ExpressionAttributeValues: { ':revoked': 'revoked', ':now': new Date().toISOString() },
+  });
+}
+
+/**
+ * Updates a key's record (still there, still this key's) and returns it as now stored; the
+ * record leaves this instance's cache either way, so the change bites here at once.
+ */
+async function updateKeyItem(
+  store: Store,
+  item: Record<string, unknown>,
+  keyId: string,
+  options: ApiKeyCacheOption,
+  update: { UpdateExpression: string; ExpressionAttributeNames?: Record<string, string>; ExpressionAttributeValues: Record<string, unknown> },
+): Promise<ApiKeyRecord> {
   const pk = String(item.pk);
   try {
     const out = await store.client.send(
       new UpdateCommand({
         TableName: store.tableName,
         Key: { pk, sk: item.sk },
-        UpdateExpression: 'SET #status = :revoked, revokedAt = if_not_exists(revokedAt, :now)',
+        ...update,
         ConditionExpression: 'attribute_exists(pk) AND keyId = :keyId',
-        ExpressionAttributeNames: { '#status': 'status' },
-        ExpressionAttributeValues: {
-          ':revoked': 'revoked',
-          ':now': new Date().toISOString(),
-          ':keyId': keyId,
-        },
+        ExpressionAttributeValues: { ...update.ExpressionAttributeValues, ':keyId': keyId },
         ReturnValues: 'ALL_NEW',
       }),
     );
@@ -366,25 +379,11 @@ export async function updateApiKey(
     sets.push('logPrompts = :logPrompts');
     values[':logPrompts'] = true;
   } else removes.push('logPrompts');
-  const pk = String(item.pk);
-  try {
-    const out = await store.client.send(
-      new UpdateCommand({
-        TableName: store.tableName,
-        Key: { pk, sk: item.sk },
-        UpdateExpression: `SET ${sets.join(', ')}${removes.length ? ` REMOVE ${removes.join(', ')}` : ''}`,
-        ConditionExpression: 'attribute_exists(pk) AND keyId = :keyId',
-        ExpressionAttributeValues: values,
-        ReturnValues: 'ALL_NEW',
-      }),
-    );
-    return { before, after: toRecord(out.Attributes ?? {}) };
-  } catch (error) {
-    if (error instanceof ConditionalCheckFailedException) throw new ApiKeyNotFoundError(keyId);
-    throw error;
-  } finally {
-    (options.cache ?? defaultApiKeyCache).delete(store.tableName, pk.slice(KEY_PREFIX.apiKey.length));
-  }
+  const after = await updateKeyItem(store, item, keyId, options, {
+    UpdateExpression: `SET ${sets.join(', ')}${removes.length ? ` REMOVE ${removes.join(', ')}` : ''}`,
+    ExpressionAttributeValues: values,
+  });
+  return { before, after };
 }
 
 /**

@@ -1,6 +1,5 @@
 // What `aigw serve` serves: every [[models]] entry (or the one [model]) as a backend, local
 // packages loaded into onnxruntime here, upstreams called over HTTP with their key from the env.
-import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { engineBackend } from '../backends/engine-backend.js';
@@ -9,6 +8,7 @@ import { configuredModels, type AigwConfig, type ModelEntryConfig } from '../con
 import { loadModel } from '../engine/index.js';
 import { ModelRegistry, upstreamApiKey, upstreamModelBackend } from '../routing/index.js';
 import { DEMO_MODEL_PATH, ensureDemoModel } from './demo-model.js';
+import { pathExists } from '../models/package-files.js';
 
 export interface ServedModels {
   registry: ModelRegistry;
@@ -37,7 +37,7 @@ export async function loadServedModels(config: AigwConfig, say: (line: string) =
 async function localBackend(config: AigwConfig, entry: ModelEntryConfig, say: (line: string) => void): Promise<ModelBackend> {
   const where = entry.path!;
   const dir = path.resolve(where);
-  if (!(await exists(path.join(dir, 'manifest.json')))) {
+  if (!(await pathExists(path.join(dir, 'manifest.json')))) {
     if (path.resolve(DEMO_MODEL_PATH) !== dir) {
       throw new Error(`no model package at ${where} (model ${entry.name}): build one with \`aigw models pack <folder>\``);
     }
@@ -66,9 +66,3 @@ async function localBackend(config: AigwConfig, entry: ModelEntryConfig, say: (l
   });
 }
 
-async function exists(file: string): Promise<boolean> {
-  return stat(file).then(
-    () => true,
-    () => false,
-  );
-}

@@ -2,7 +2,7 @@
 // model package: the Llama graph writer of tools/model-builder fed with the file's own weights
 // (gguf-weights), its tokenizer converted (gguf-tokenizer), configs written, then packed.
 import { randomBytes } from 'node:crypto';
-import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { gguf } from '@huggingface/gguf';
 import { type ModelLayout, type ModelPrecision, buildLlamaGraph } from '../../tools/model-builder/llama-graph.js';
@@ -14,6 +14,7 @@ import { type GgufMetadata, convertGgufTokenizer } from './gguf-tokenizer.js';
 import { GgufWeights, type WeightTreatment, treatmentOf } from './gguf-weights.js';
 import type { ModelManifest } from './manifest.js';
 import { packModelFolder } from './pack.js';
+import { pathExists, writeJsonFile } from './package-files.js';
 
 export const SUPPORTED_GGUF_ARCHITECTURES = ['llama', 'qwen2'] as const;
 
@@ -74,20 +75,6 @@ function shapeOf(metadata: GgufMetadata, arch: string, vocabSize: number): Llama
   };
 }
 
-async function exists(target: string): Promise<boolean> {
-  try {
-    await stat(target);
-    return true;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw error;
-  }
-}
-
-async function writeJson(file: string, value: unknown): Promise<void> {
-  await writeFile(file, `${JSON.stringify(value, null, 2)}\n`);
-}
-
 function configJson(arch: string, shape: LlamaShape, bos: number | undefined, eos: number[], tied: boolean): Record<string, unknown> {
   return {
     architectures: [arch === 'qwen2' ? 'Qwen2ForCausalLM' : 'LlamaForCausalLM'],
@@ -113,7 +100,7 @@ function configJson(arch: string, shape: LlamaShape, bos: number | undefined, eo
 /** Reads a GGUF file and writes it as a model package (built beside outDir, then renamed in). */
 export async function importGgufFile(file: string, opts: GgufImportOptions): Promise<GgufImportResult> {
   const outDir = path.resolve(opts.outDir);
-  if (await exists(outDir)) throw new GgufImportError('invalid_gguf', `${outDir} already exists; remove it or import into another folder`);
+  if (await pathExists(outDir)) throw new GgufImportError('invalid_gguf', `${outDir} already exists; remove it or import into another folder`);
   let parsed: Awaited<ReturnType<typeof gguf>>;
   try {
     parsed = await gguf(path.resolve(file), { allowLocalFile: true });
@@ -158,14 +145,14 @@ export async function importGgufFile(file: string, opts: GgufImportOptions): Pro
       weights.close();
     }
     if (layout === 'genai') await rm(path.join(tmpDir, 'onnx'), { recursive: true });
-    await writeJson(path.join(tmpDir, 'tokenizer.json'), tokenizer.tokenizerJson);
-    await writeJson(path.join(tmpDir, 'tokenizer_config.json'), tokenizer.tokenizerConfig);
-    await writeJson(path.join(tmpDir, 'config.json'), configJson(arch, shape, tokenizer.bosTokenId, tokenizer.eosTokenIds, shape.tieWordEmbeddings ?? false));
-    await writeJson(path.join(tmpDir, 'generation_config.json'), {
+    await writeJsonFile(path.join(tmpDir, 'tokenizer.json'), tokenizer.tokenizerJson);
+    await writeJsonFile(path.join(tmpDir, 'tokenizer_config.json'), tokenizer.tokenizerConfig);
+    await writeJsonFile(path.join(tmpDir, 'config.json'), configJson(arch, shape, tokenizer.bosTokenId, tokenizer.eosTokenIds, shape.tieWordEmbeddings ?? false));
+    await writeJsonFile(path.join(tmpDir, 'generation_config.json'), {
       ...(tokenizer.bosTokenId === undefined ? {} : { bos_token_id: tokenizer.bosTokenId }),
       eos_token_id: tokenizer.eosTokenIds,
     });
-    if (layout === 'genai') await writeJson(path.join(tmpDir, 'genai_config.json'), genaiConfig(shape, tokenizer.bosTokenId, tokenizer.eosTokenIds));
+    if (layout === 'genai') await writeJsonFile(path.join(tmpDir, 'genai_config.json'), genaiConfig(shape, tokenizer.bosTokenId, tokenizer.eosTokenIds));
     const manifest = await packModelFolder(tmpDir, {
       name: opts.name ?? String(metadata['general.name'] ?? path.basename(file, '.gguf')).toLowerCase().replace(/[^a-z0-9._-]+/g, '-'),
       version: opts.version,

@@ -1,7 +1,7 @@
 // `aigw models optimize`'s graph pass: what onnxruntime leaves on the table in published int4 exports.
 // MatMulNBits accuracy_level (4 = int8 activations), an fp32 lm_head quantized to MatMulNBits, and a
 // tied embedding table replaced by GatherBlockQuantized over the very same quantized bytes.
-import { cp, mkdir, rm, stat } from 'node:fs/promises';
+import { cp, mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { type QuantBits, QUANT_BLOCK_SIZE, quantizeMatrix, quantizeRows } from './block-quantize.js';
 import { ModelPackageError } from './errors.js';
@@ -10,6 +10,7 @@ import { readManifest, type ModelManifest } from './manifest.js';
 import { type ModelProto, type NodeProto, type TensorProto, onnx, readOnnxModel, writeOnnxModel } from './onnx-model-file.js';
 import { packModelFolder } from './pack.js';
 import { resolvePackagePath } from './package-path.js';
+import { pathExists } from './package-files.js';
 
 export interface OptimizeGraphOptions {
   /** MatMulNBits accuracy_level for every quantized matmul: 4 computes with int8 activations. Default 4. */
@@ -220,7 +221,7 @@ export async function optimizeModelPackage(
   options: OptimizePackageOptions = {},
 ): Promise<{ manifest: ModelManifest; changes: OptimizeChanges }> {
   const original = await readManifest(dir);
-  if (await exists(outDir)) throw new OptimizeError(`${outDir} already exists; choose another --out or remove it`);
+  if (await pathExists(outDir)) throw new OptimizeError(`${outDir} already exists; choose another --out or remove it`);
   const onnxPath = resolvePackagePath(dir, original.onnxFile);
   const dataFiles = new Set(await findExternalDataFiles(dir, original.onnxFile));
   const file = await readOnnxModel(onnxPath);
@@ -255,11 +256,3 @@ export async function optimizeModelPackage(
   }
 }
 
-async function exists(target: string): Promise<boolean> {
-  try {
-    await stat(target);
-    return true;
-  } catch {
-    return false;
-  }
-}

@@ -1,13 +1,14 @@
 // Writes a complete aigw model package folder (ONNX decoder + external data, configs, tokenizer,
 // manifest) for a seeded Llama-family model, atomically: built beside the target, then renamed in.
 import { randomBytes } from 'node:crypto';
-import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { packModelFolder } from '../../src/models/pack.js';
 import { type ExportIoVariant, type LlamaGraphOptions, type ModelLayout, type ModelPrecision, buildLlamaGraph } from './llama-graph.js';
 import { ExternalDataWriter, writeModel } from './onnx-writer.js';
 import { type WrittenTokenizer, writeTokenizerFiles } from './tokenizer-writer.js';
 import { type LlamaShape, seededWeightSource } from './weights.js';
+import { pathExists, writeJsonFile } from '../../src/models/package-files.js';
 
 /** Writes tokenizer.json + tokenizer_config.json into a folder and names the special ids. */
 export type TokenizerFilesWriter = (dir: string, opts: { vocabSize: number; modelMaxLength?: number }) => Promise<WrittenTokenizer>;
@@ -57,20 +58,6 @@ const TRANSFORMERS_JS_DTYPE: Record<ModelPrecision, string> = { fp32: 'fp32', in
 /** Package-relative path of the decoder for a layout and precision. */
 export function onnxFileOf(layout: ModelLayout, precision: ModelPrecision): string {
   return layout === 'genai' ? 'model.onnx' : `onnx/${OPTIMUM_ONNX_FILE[precision]}`;
-}
-
-async function exists(target: string): Promise<boolean> {
-  try {
-    await stat(target);
-    return true;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw error;
-  }
-}
-
-async function writeJson(file: string, value: unknown): Promise<void> {
-  await writeFile(file, `${JSON.stringify(value, null, 2)}\n`);
 }
 
 function optimumConfig(opts: BuildModelPackageOptions, ids: WrittenTokenizer): Record<string, unknown> {
@@ -194,7 +181,7 @@ async function writeDecoder(dir: string, opts: BuildModelPackageOptions): Promis
  */
 export async function buildModelPackage(opts: BuildModelPackageOptions): Promise<void> {
   const outDir = path.resolve(opts.outDir);
-  if (await exists(outDir)) throw new PackageExistsError(outDir);
+  if (await pathExists(outDir)) throw new PackageExistsError(outDir);
   await mkdir(path.dirname(outDir), { recursive: true });
   const tmpDir = `${outDir}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
   await mkdir(tmpDir);
@@ -203,10 +190,10 @@ export async function buildModelPackage(opts: BuildModelPackageOptions): Promise
     const writeTokenizer = opts.tokenizer ?? writeTokenizerFiles;
     const ids = await writeTokenizer(tmpDir, { vocabSize: opts.shape.vocabSize, modelMaxLength: opts.shape.contextLength });
     if (opts.layout === 'genai') {
-      await writeJson(path.join(tmpDir, 'genai_config.json'), genaiConfig(opts, ids));
+      await writeJsonFile(path.join(tmpDir, 'genai_config.json'), genaiConfig(opts, ids));
     } else {
-      await writeJson(path.join(tmpDir, 'config.json'), optimumConfig(opts, ids));
-      await writeJson(path.join(tmpDir, 'generation_config.json'), generationConfig(ids));
+      await writeJsonFile(path.join(tmpDir, 'config.json'), optimumConfig(opts, ids));
+      await writeJsonFile(path.join(tmpDir, 'generation_config.json'), generationConfig(ids));
     }
     await packModelFolder(tmpDir, {
       name: opts.name,
@@ -219,7 +206,7 @@ export async function buildModelPackage(opts: BuildModelPackageOptions): Promise
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       // Lost the race to a concurrent build of the same package: keep theirs.
-      if ((code === 'ENOTEMPTY' || code === 'EEXIST') && (await exists(outDir))) return;
+      if ((code === 'ENOTEMPTY' || code === 'EEXIST') && (await pathExists(outDir))) return;
       throw error;
     }
   } finally {
