@@ -2,9 +2,10 @@
 // OpenAI-compatible upstream (bench/instant-upstream.ts), measured with autocannon in one run for
 // Portkey's gateway (@portkey-ai/gateway, the upstream as an openai provider with a custom host),
 // aigw with keys, admission and cache off, and aigw with everything on (DynamoDB Local), at
-// concurrency 1, 16 and 64; plus the DynamoDB calls per request aigw's client made. Every request
-// is a distinct chat completion (the cache is consulted and misses). Writes
-// bench/results/gateway.json and prints a markdown table.
+// concurrency 1, 16 and 64; plus the DynamoDB calls per request aigw's client made (alone and under
+// load), and the store alone (bench/store-floor.ts: the five calls of a lone request with no
+// gateway around them), which says how much of what aigw adds is DynamoDB Local's. Every request is a distinct chat completion (the
+// cache is consulted and misses). Writes bench/results/gateway.json and prints a markdown table.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
@@ -136,9 +137,12 @@ async function main(): Promise<void> {
     };
     const bare = await aigw('bare', 'aigw bare');
     const full = await aigw('full', 'aigw, everything on');
+    const floorProcess = await startProcess(['--import', 'tsx', path.join(ROOT, 'bench', 'store-floor.ts'), upstreamUrl], env);
+    children.push(floorProcess.child);
+    const floor: Target = { name: 'store alone (5 DynamoDB calls a request, no gateway)', url: floorProcess.info.url!, headers: {}, process: floorProcess.child };
     const portkey = await startPortkey(upstreamUrl);
     children.push(portkey.process);
-    const targets = [upstream, portkey, bare, full];
+    const targets = [upstream, portkey, bare, floor, full];
     for (const target of targets) {
       if (!(await post(target))) throw new Error(`${target.name} did not answer a chat completion`);
     }
@@ -154,14 +158,20 @@ async function main(): Promise<void> {
     await delay(2_000);
     const dynamoDbCallsPerRequest = ((await dynamoDbCalls(full)) - before) / CALL_COUNT_REQUESTS;
 
-    const rows: { concurrency: number; runs: Record<string, Measurement> }[] = [];
+    const rows: { concurrency: number; runs: Record<string, Measurement>; callsPerRequest: number }[] = [];
     for (const connections of CONCURRENCY) {
       const runs: Record<string, Measurement> = {};
+      let callsPerRequest = 0;
       for (const target of targets) {
         console.error(`concurrency ${connections}: ${target.name} ...`);
+        const callsBefore = target === full ? await dynamoDbCalls(full) : 0;
         runs[target.name] = await load(target, connections);
+        if (target === full) {
+          await delay(1_000); // the last requests' after-response writes
+          callsPerRequest = ((await dynamoDbCalls(full)) - callsBefore) / runs[target.name]!.requests;
+        }
       }
-      rows.push({ concurrency: connections, runs });
+      rows.push({ concurrency: connections, runs, callsPerRequest });
     }
 
     const added = (row: (typeof rows)[number], name: string) => ({
@@ -173,10 +183,12 @@ async function main(): Promise<void> {
       bareAddsNoMoreThanPortkey: rows.every((r) => added(r, bare.name).p50Ms <= added(r, portkey.name).p50Ms),
       fullAddsAtMostTwicePortkeyAt16: added(at16, full.name).p50Ms <= 2 * added(at16, portkey.name).p50Ms,
     };
+    // What aigw adds beyond what its DynamoDB calls cost on their own.
+    const overFloor = rows.map((r) => ({ concurrency: r.concurrency, p50Ms: added(r, full.name).p50Ms - added(r, floor.name).p50Ms }));
     await mkdir(path.join(ROOT, 'bench', 'results'), { recursive: true });
     await writeFile(
       path.join(ROOT, 'bench', 'results', 'gateway.json'),
-      `${JSON.stringify({ date: new Date().toISOString(), durationSeconds: DURATION_SECONDS, dynamoDbCallsPerRequest, rows: rows.map((r) => ({ ...r, added: Object.fromEntries([portkey, bare, full].map((t) => [t.name, added(r, t.name)])) })), targetsMet }, null, 2)}\n`,
+      `${JSON.stringify({ date: new Date().toISOString(), durationSeconds: DURATION_SECONDS, dynamoDbCallsPerRequest, rows: rows.map((r) => ({ ...r, added: Object.fromEntries([portkey, bare, floor, full].map((t) => [t.name, added(r, t.name)])) })), overFloor, targetsMet }, null, 2)}\n`,
     );
 
     const f = (n: number) => n.toFixed(1);
@@ -195,6 +207,8 @@ async function main(): Promise<void> {
         '(admission and the cache read side by side before the first byte; cache write, settlement and usage roll-up after the response; the key record every 5 s).',
       `Targets: aigw bare adds no more than Portkey (p50, every concurrency): ${targetsMet.bareAddsNoMoreThanPortkey ? 'met' : 'NOT met'}; ` +
         `aigw with everything on adds at most 2x Portkey at concurrency 16 (p50): ${targetsMet.fullAddsAtMostTwicePortkeyAt16 ? 'met' : 'NOT met'}.`,
+      `DynamoDB calls per request under load, aigw with everything on (after-response writes group-committed): ${rows.map((r) => `c${r.concurrency} ${r.callsPerRequest.toFixed(2)}`).join(', ')}.`,
+      `aigw with everything on minus the store alone (added p50): ${overFloor.map((o) => `c${o.concurrency} ${f(o.p50Ms)} ms`).join(', ')}.`,
       `${DURATION_SECONDS} s per run with autocannon after a ${WARMUP_SECONDS} s warm-up of each; non-streamed chat completions, a distinct prompt each; ` +
         'added = the gateway minus the upstream alone at the same concurrency; every process (load generator, upstream, gateways, DynamoDB Local) on the same machine.',
     ];
