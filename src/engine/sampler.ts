@@ -76,6 +76,8 @@ class LogitsSampler implements Sampler {
   private readonly penalties: PenaltyState | undefined;
   private weights: Float64Array | undefined;
   private scratch: Int32Array | undefined;
+  private buckets: Uint16Array | undefined;
+  private bucketMass: Float64Array | undefined;
 
   constructor(params: SamplingParams, private readonly vocabSize: number) {
     this.temperature = params.temperature ?? 1;
@@ -107,6 +109,8 @@ class LogitsSampler implements Sampler {
     const max = logits[argmax(logits, size)];
     // Everything masked: nothing to weigh, fall back to the first id.
     if (max === -Infinity) return 0;
+    // An infinite logit holds all the probability.
+    if (max === Infinity) return argmax(logits, size);
     if (this.topK > 0 && this.topK < size) {
       const candidates = topKIndices(logits, size, this.topK);
       const weights = candidates.map((i) => Math.exp((logits[i] - max) / this.temperature));
@@ -120,51 +124,89 @@ class LogitsSampler implements Sampler {
   }
 
   /**
-   * Top-p without a full-vocabulary exp or selection when it can be avoided, with the same result:
-   * only logits whose weight can reach CANDIDATE_WEIGHT (relative to the best) get an exp; the tail's
-   * mass is bounded by its count times that weight. When the nucleus is the same at both ends of the
-   * bound, it is the exact nucleus; otherwise the tail's mass is summed exactly and selection redone.
+   * Top-p without a full-vocabulary exp or selection when it can be avoided, with the same result.
+   * Only logits within 16 x temperature of the best get a weight (nucleusWeight); the rest's mass
+   * is bounded by its count times e^-16. Weights fall into 1,024 buckets by their distance from
+   * the best, which are ordered by weight, so the nucleus is every bucket above the one where the
+   * mass is reached plus the best of that one bucket: only those few are selected among. When the
+   * nucleus is the same at both ends of the bound it is the exact one; otherwise the rest's mass
+   * is summed exactly and the selection redone.
    */
   private nucleus(logits: Float32Array, size: number, max: number): number {
     const weights = (this.weights ??= new Float64Array(this.vocabSize));
+    const bucketOf = (this.buckets ??= new Uint16Array(this.vocabSize));
+    const bucketMass = (this.bucketMass ??= new Float64Array(GAP_BUCKETS + 1));
     const idx = (this.scratch ??= new Int32Array(this.vocabSize));
-    const temperature = this.temperature;
-    const cutoff = max + temperature * LN_CANDIDATE_WEIGHT;
-    let count = 0;
-    let mass = 0;
+    bucketMass.fill(0);
+    const inverse = 1 / this.temperature;
+    let total = 0;
+    let rest = 0;
     for (let i = 0; i < size; i++) {
-      const logit = logits[i]!;
-      if (logit >= cutoff) {
-        const w = Math.exp((logit - max) / temperature);
+      const gap = (max - logits[i]!) * inverse;
+      if (gap <= MAX_GAP) {
+        const bucket = (gap * BUCKETS_PER_UNIT) | 0;
+        const w = EXP_OF_BUCKET[bucket]! * expOfSmall(gap - bucket / BUCKETS_PER_UNIT);
         weights[i] = w;
-        mass += w;
-        idx[count++] = i;
+        bucketOf[i] = bucket;
+        bucketMass[bucket] += w;
+        total += w;
+      } else {
+        bucketOf[i] = REST;
+        rest++;
       }
     }
-    const neededAtMost = this.topP * (mass + (size - count) * CANDIDATE_WEIGHT);
-    let kept = selectByMass(weights, idx, count, neededAtMost);
-    if (!isNucleusForAll(weights, idx, kept, this.topP * mass, neededAtMost)) {
-      let tail = 0;
-      for (let i = 0; i < size; i++) {
-        const logit = logits[i]!;
-        if (logit < cutoff) tail += weights[i] = Math.exp((logit - max) / temperature);
-      }
-      const needed = this.topP * (mass + tail);
-      if (mass < needed) {
-        // The nucleus reaches into the tail: select over the whole vocabulary.
+    const neededAtLeast = this.topP * total;
+    const neededAtMost = this.topP * (total + rest * CANDIDATE_WEIGHT);
+    let chosen = this.bucketNucleus(weights, bucketOf, bucketMass, idx, size, neededAtMost);
+    if (!chosen || (rest > 0 && !(chosen.mass - chosen.weakest < neededAtLeast))) {
+      // The rest could move the boundary: weigh it exactly.
+      let restMass = 0;
+      for (let i = 0; i < size; i++) if (bucketOf[i] === REST) restMass += weights[i] = Math.exp((logits[i]! - max) * inverse);
+      chosen = this.bucketNucleus(weights, bucketOf, bucketMass, idx, size, this.topP * (total + restMass));
+      if (!chosen) {
+        // The nucleus reaches into the rest: select over the whole vocabulary.
         for (let i = 0; i < size; i++) idx[i] = i;
-        count = size;
+        const kept = selectByMass(weights, idx, size, this.topP * (total + restMass));
+        return drawAmong(weights, idx, kept, this.random());
       }
-      kept = selectByMass(weights, idx, count, needed);
     }
-    let keptMass = 0;
-    for (let j = 0; j < kept; j++) keptMass += weights[idx[j]!]!;
-    let r = this.random() * keptMass;
-    for (let j = 0; j < kept; j++) {
+    // Draw: the boundary bucket's chosen members first, then every bucket above it.
+    let r = this.random() * chosen.mass;
+    for (let j = 0; j < chosen.kept; j++) {
       r -= weights[idx[j]!]!;
       if (r < 0) return idx[j]!;
     }
-    return idx[kept - 1]!;
+    let last = idx[chosen.kept - 1]!;
+    for (let i = 0; i < size; i++) {
+      if (bucketOf[i]! >= chosen.bucket) continue;
+      r -= weights[i]!;
+      last = i;
+      if (r < 0) return i;
+    }
+    return last; // rounding left a sliver of mass
+  }
+
+  /**
+   * The nucleus for `needed` among the bucketed weights: the buckets above the one where the mass
+   * is reached, and the fewest best of that bucket (left in idx[0, kept)). Undefined when the
+   * buckets together hold less than `needed` (the nucleus reaches into the unbucketed rest).
+   */
+  private bucketNucleus(weights: Float64Array, bucketOf: Uint16Array, bucketMass: Float64Array, idx: Int32Array, size: number, needed: number) {
+    let above = 0;
+    let bucket = 0;
+    while (bucket <= GAP_BUCKETS && above + bucketMass[bucket]! < needed) above += bucketMass[bucket++]!;
+    if (bucket > GAP_BUCKETS) return undefined;
+    let count = 0;
+    for (let i = 0; i < size; i++) if (bucketOf[i] === bucket) idx[count++] = i;
+    const kept = selectByMass(weights, idx, count, needed - above);
+    let mass = above;
+    let weakest = Infinity;
+    for (let j = 0; j < kept; j++) {
+      const w = weights[idx[j]!]!;
+      mass += w;
+      if (w < weakest) weakest = w;
+    }
+    return { bucket, kept, mass, weakest };
   }
 
   /** Draws among candidates sorted by weight, after cutting them to the top-p mass. */
@@ -265,9 +307,44 @@ function selectTopP(weights: ArrayLike<number>, size: number, p: number, scratch
   return selectByMass(values, scratch, size, p * total);
 }
 
-// Weights below this (relative to the best token's 1) skip the exp in nucleus(): e^-16, ~1.1e-7.
-const LN_CANDIDATE_WEIGHT = -16;
-const CANDIDATE_WEIGHT = Math.exp(LN_CANDIDATE_WEIGHT);
+// Logits further than this (times the temperature) below the best get no weight in nucleus()
+// unless their mass could matter: each weighs less than e^-16, ~1.1e-7 of the best.
+const MAX_GAP = 16;
+const CANDIDATE_WEIGHT = Math.exp(-MAX_GAP);
+const BUCKETS_PER_UNIT = 64;
+const GAP_BUCKETS = MAX_GAP * BUCKETS_PER_UNIT;
+/** bucketOf's mark for a logit beyond MAX_GAP. */
+const REST = 0xffff;
+/** e^-(k/64) for every bucket k. */
+const EXP_OF_BUCKET = Float64Array.from({ length: GAP_BUCKETS + 1 }, (_, k) => Math.exp(-k / BUCKETS_PER_UNIT));
+
+/** e^-r for 0 <= r < 1/64: four terms of its series, within 1e-11 relative (the next term is r^5/120). */
+function expOfSmall(r: number): number {
+  return 1 - r * (1 - r * (0.5 - r * (1 / 6 - r / 24)));
+}
+
+/**
+ * The weight nucleus() gives a logit `gap` = (best - logit) / temperature below the best, for
+ * 0 <= gap <= 16: e^-gap from a table of e^-(k/64) and the series for the remainder, several
+ * times cheaper than Math.exp, within 1e-11 relative of it and never increasing with the gap
+ * (the series overestimates, so a bucket's smallest weight stays above the next bucket's largest).
+ */
+export function nucleusWeight(gap: number): number {
+  const bucket = (gap * BUCKETS_PER_UNIT) | 0;
+  return EXP_OF_BUCKET[bucket]! * expOfSmall(gap - bucket / BUCKETS_PER_UNIT);
+}
+
+/** Draws among idx[0, kept) by weight. */
+function drawAmong(weights: Float64Array, idx: Int32Array, kept: number, u: number): number {
+  let mass = 0;
+  for (let j = 0; j < kept; j++) mass += weights[idx[j]!]!;
+  let r = u * mass;
+  for (let j = 0; j < kept; j++) {
+    r -= weights[idx[j]!]!;
+    if (r < 0) return idx[j]!;
+  }
+  return idx[kept - 1]!;
+}
 
 /**
  * Among the `count` indices in idx, moves the fewest highest-ranked ones whose weights sum to at
@@ -313,21 +390,6 @@ function selectByMass(weights: Float64Array, idx: Int32Array, count: number, nee
   for (let i = 1; i < count; i++) if (ranksBefore(weights, idx[i], best)) best = idx[i];
   idx[0] = best;
   return 1;
-}
-
-/**
- * True when idx[0, kept) is the nucleus for every needed mass in [neededAtLeast, neededAtMost]: it
- * holds at least the most, and without its lowest-ranked member less than the least.
- */
-function isNucleusForAll(weights: Float64Array, idx: Int32Array, kept: number, neededAtLeast: number, neededAtMost: number): boolean {
-  let mass = 0;
-  let weakest = idx[0]!;
-  for (let j = 0; j < kept; j++) {
-    const i = idx[j]!;
-    mass += weights[i]!;
-    if (ranksBefore(weights, weakest, i)) weakest = i;
-  }
-  return mass >= neededAtMost && mass - weights[weakest]! < neededAtLeast;
 }
 
 /**

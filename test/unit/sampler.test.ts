@@ -5,6 +5,7 @@ import {
   SamplingParamError,
   argmax,
   createSampler,
+  nucleusWeight,
   topKIndices,
   topPIndices,
   validateSamplingParams,
@@ -284,11 +285,28 @@ describe('penalties', () => {
 describe('top-p without a full-vocabulary pass', () => {
   // The fast path exps only logits within 16 * temperature of the best and bounds the tail's mass;
   // the draw must still come from exactly the nucleus the plain definition gives.
+  // The plain definition over the weights the sampler computes (nucleusWeight within 16 of the
+  // best, Math.exp beyond): a full ranking, no buckets, no bound on the rest.
   const nucleusOf = (logits: Float32Array, temperature: number, p: number) => {
     const max = Math.max(...logits);
-    const weights = Float64Array.from(logits, (l) => Math.exp((l - max) / temperature));
+    const weights = Float64Array.from(logits, (l) => {
+      const gap = (max - l) * (1 / temperature);
+      return gap <= 16 ? nucleusWeight(gap) : Math.exp((l - max) * (1 / temperature));
+    });
     return new Set(topPIndices(weights, weights.length, p));
   };
+
+  it('weighs a logit within 1e-10 of Math.exp, never more for a logit further below the best', () => {
+    fc.assert(
+      fc.property(fc.double({ min: 0, max: 16, noNaN: true }), fc.double({ min: 0, max: 16, noNaN: true }), (a, b) => {
+        expect(Math.abs(nucleusWeight(a) / Math.exp(-a) - 1)).toBeLessThan(1e-10);
+        if (a < b) expect(nucleusWeight(a)).toBeGreaterThanOrEqual(nucleusWeight(b));
+      }),
+      { numRuns: 5000 },
+    );
+    // Across every bucket edge: the last weight of a bucket is not below the next bucket's first.
+    for (let k = 1; k <= 16 * 64; k++) expect(nucleusWeight((k - 1e-9) / 64)).toBeGreaterThanOrEqual(nucleusWeight(k / 64));
+  });
 
   it('draws only from the exact nucleus, for peaked, flat and long-tailed logits', () => {
     fc.assert(
