@@ -12,7 +12,9 @@ export interface LlamaCppCase {
   repeats: number;
 }
 
-const SAMPLING = { temperature: 0.7, topP: 0.9 };
+// node-llama-cpp samples from the top 40 unless told otherwise; topK 0 turns that off, so llama.cpp
+// draws from the same distribution as aigw (top_p 0.9 over the whole vocabulary).
+const SAMPLING = { temperature: 0.7, topP: 0.9, topK: 0 };
 
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
