@@ -26,39 +26,8 @@ export function blobSize(bits: QuantBits, blockSize = QUANT_BLOCK_SIZE): number 
 
 /** Quantizes row-major [K, N] `weights` (y = x @ W) per column in blocks of 32 along K. */
 export function quantizeMatrix(weights: Float32Array, k: number, n: number, bits: QuantBits): QuantizedMatrix {
-  const blockSize = QUANT_BLOCK_SIZE;
-  if (k % blockSize !== 0) throw new QuantizeError(`K=${k} is not a multiple of the block size ${blockSize}`);
   if (weights.length !== k * n) throw new QuantizeError(`expected ${k * n} weights for [${k}, ${n}], got ${weights.length}`);
-  const blocks = k / blockSize;
-  const blob = blobSize(bits, blockSize);
-  const zeroPoint = 1 << (bits - 1);
-  const qMax = zeroPoint - 1; // symmetric range [-qMax, qMax] keeps the error bound at scale/2
-  const data = new Uint8Array(n * blocks * blob);
-  const scales = new Float32Array(n * blocks);
-  const values = new Int32Array(blockSize);
-
-  for (let col = 0; col < n; col++) {
-    for (let b = 0; b < blocks; b++) {
-      let maxAbs = 0;
-      for (let i = 0; i < blockSize; i++) {
-        maxAbs = Math.max(maxAbs, Math.abs(weights[(b * blockSize + i) * n + col]));
-      }
-      const scale = Math.fround(maxAbs / qMax);
-      scales[col * blocks + b] = scale;
-      for (let i = 0; i < blockSize; i++) {
-        const w = weights[(b * blockSize + i) * n + col];
-        const q = scale === 0 ? 0 : Math.max(-zeroPoint, Math.min(qMax, Math.round(w / scale)));
-        values[i] = q + zeroPoint;
-      }
-      const base = (col * blocks + b) * blob;
-      if (bits === 8) {
-        for (let i = 0; i < blockSize; i++) data[base + i] = values[i];
-      } else {
-        for (let i = 0; i < blockSize; i += 2) data[base + i / 2] = values[i] | (values[i + 1] << 4);
-      }
-    }
-  }
-  return { k, n, bits, blockSize, data, scales };
+  return quantizeBlocks(weights, k, n, bits, { output: 1, along: n });
 }
 
 /**
@@ -66,25 +35,34 @@ export function quantizeMatrix(weights: Float32Array, k: number, n: number, bits
  * the same MatMulNBits layout as quantizeMatrix(transpose(rows)), without building the transpose.
  */
 export function quantizeRows(rows: Float32Array, n: number, k: number, bits: QuantBits): QuantizedMatrix {
+  if (rows.length !== k * n) throw new QuantizeError(`expected ${k * n} weights for [${n}, ${k}], got ${rows.length}`);
+  return quantizeBlocks(rows, k, n, bits, { output: k, along: 1 });
+}
+
+/**
+ * The one quantizer behind both layouts: output o's weight number j along K is
+ * source[o * stride.output + j * stride.along]. Symmetric per block: the range [-qMax, qMax]
+ * keeps the error bound at scale/2; stored values are offset by the zero point 2^(bits-1).
+ */
+function quantizeBlocks(source: Float32Array, k: number, n: number, bits: QuantBits, stride: { output: number; along: number }): QuantizedMatrix {
   const blockSize = QUANT_BLOCK_SIZE;
   if (k % blockSize !== 0) throw new QuantizeError(`K=${k} is not a multiple of the block size ${blockSize}`);
-  if (rows.length !== k * n) throw new QuantizeError(`expected ${k * n} weights for [${n}, ${k}], got ${rows.length}`);
   const blocks = k / blockSize;
   const blob = blobSize(bits, blockSize);
   const zeroPoint = 1 << (bits - 1);
   const qMax = zeroPoint - 1;
   const data = new Uint8Array(n * blocks * blob);
   const scales = new Float32Array(n * blocks);
-  for (let row = 0; row < n; row++) {
+  for (let o = 0; o < n; o++) {
     for (let b = 0; b < blocks; b++) {
-      const start = row * k + b * blockSize;
+      const start = o * stride.output + b * blockSize * stride.along;
       let maxAbs = 0;
-      for (let i = 0; i < blockSize; i++) maxAbs = Math.max(maxAbs, Math.abs(rows[start + i]!));
+      for (let i = 0; i < blockSize; i++) maxAbs = Math.max(maxAbs, Math.abs(source[start + i * stride.along]!));
       const scale = Math.fround(maxAbs / qMax);
-      scales[row * blocks + b] = scale;
-      const base = (row * blocks + b) * blob;
+      scales[o * blocks + b] = scale;
+      const base = (o * blocks + b) * blob;
       for (let i = 0; i < blockSize; i++) {
-        const q = scale === 0 ? 0 : Math.max(-zeroPoint, Math.min(qMax, Math.round(rows[start + i]! / scale)));
+        const q = scale === 0 ? 0 : Math.max(-zeroPoint, Math.min(qMax, Math.round(source[start + i * stride.along]! / scale)));
         const stored = q + zeroPoint;
         if (bits === 8) data[base + i] = stored;
         else data[base + (i >> 1)]! |= stored << ((i & 1) * 4);
