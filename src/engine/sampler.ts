@@ -77,8 +77,10 @@ class LogitsSampler implements Sampler {
   private readonly penalties: PenaltyState | undefined;
   private weights: Float64Array | undefined;
   private scratch: Int32Array | undefined;
-  private buckets: Uint16Array | undefined;
-  private bucketMass: Float64Array | undefined;
+  /** nucleus(): each bucket's first member, the member after each token, each bucket's mass. */
+  private readonly bucketHead = new Int32Array(GAP_BUCKETS);
+  private next: Int32Array | undefined;
+  private readonly bucketMass = new Float64Array(GAP_BUCKETS);
 
   constructor(params: SamplingParams, private readonly vocabSize: number) {
     this.temperature = params.temperature ?? 1;
@@ -117,97 +119,57 @@ class LogitsSampler implements Sampler {
       const weights = candidates.map((i) => Math.exp((logits[i] - max) / this.temperature));
       return this.draw(candidates, weights, this.topP);
     }
-    if (this.topP < 1) return this.nucleus(logits, size, max);
-    const weights = (this.weights ??= new Float64Array(this.vocabSize));
-    let total = 0;
-    for (let i = 0; i < size; i++) total += weights[i] = Math.exp((logits[i] - max) / this.temperature);
-    return drawFrom(weights, size, total, this.random());
+    return this.nucleus(logits, size, max);
   }
 
   /**
-   * Top-p without a full-vocabulary exp or selection when it can be avoided, with the same result.
-   * Only logits within 16 x temperature of the best get a weight (nucleusWeight); the rest's mass
-   * is bounded by its count times e^-16. Weights fall into 1,024 buckets by their distance from
-   * the best, which are ordered by weight, so the nucleus is every bucket above the one where the
-   * mass is reached plus the best of that one bucket: only those few are selected among. When the
-   * nucleus is the same at both ends of the bound it is the exact one; otherwise the rest's mass
-   * is summed exactly and the selection redone.
+   * Temperature and top-p without a sort. Each logit falls into one of 4,096 buckets by its
+   * distance below the best (temperedWeight); buckets are ordered by weight, so the nucleus is
+   * every bucket above the one where the mass is reached plus the fewest best of that one bucket,
+   * the exact nucleus. The pass over the vocabulary only sums each bucket's mass and links its
+   * members; weights are computed again for the few tokens of the buckets the draw looks into.
    */
   private nucleus(logits: Float32Array, size: number, max: number): number {
     const weights = (this.weights ??= new Float64Array(this.vocabSize));
-    const bucketOf = (this.buckets ??= new Uint16Array(this.vocabSize));
-    const bucketMass = (this.bucketMass ??= new Float64Array(GAP_BUCKETS + 1));
+    const next = (this.next ??= new Int32Array(this.vocabSize));
     const idx = (this.scratch ??= new Int32Array(this.vocabSize));
-    bucketMass.fill(0);
+    const head = this.bucketHead.fill(-1);
+    const bucketMass = this.bucketMass.fill(0);
     const inverse = 1 / this.temperature;
-    let total = 0;
-    let rest = 0;
-    for (let i = 0; i < size; i++) {
-      const gap = (max - logits[i]!) * inverse;
-      if (gap <= MAX_GAP) {
-        const bucket = (gap * BUCKETS_PER_UNIT) | 0;
-        const w = EXP_OF_BUCKET[bucket]! * expOfSmall(gap - bucket / BUCKETS_PER_UNIT);
-        weights[i] = w;
-        bucketOf[i] = bucket;
-        bucketMass[bucket] += w;
-        total += w;
-      } else {
-        bucketOf[i] = REST;
-        rest++;
-      }
+    const total = linkBuckets(logits, size, max, inverse, head, next, bucketMass);
+    // The boundary bucket: the first whose mass, with every bucket above it, reaches p (at the
+    // latest the last one holding any, should rounding leave the sum a hair short).
+    const needed = this.topP * total;
+    let last = GAP_BUCKETS - 1;
+    while (last > 0 && head[last] === -1) last--;
+    let above = 0;
+    let bucket = 0;
+    while (bucket < last && above + bucketMass[bucket]! < needed) above += bucketMass[bucket++]!;
+    let count = 0;
+    for (let i = head[bucket]!; i !== -1; i = next[i]!) {
+      weights[i] = temperedWeight((max - logits[i]!) * inverse);
+      idx[count++] = i;
     }
-    const neededAtLeast = this.topP * total;
-    const neededAtMost = this.topP * (total + rest * CANDIDATE_WEIGHT);
-    let chosen = this.bucketNucleus(weights, bucketOf, bucketMass, idx, size, neededAtMost);
-    if (!chosen || (rest > 0 && !(chosen.mass - chosen.weakest < neededAtLeast))) {
-      // The rest could move the boundary: weigh it exactly.
-      let restMass = 0;
-      for (let i = 0; i < size; i++) if (bucketOf[i] === REST) restMass += weights[i] = Math.exp((logits[i]! - max) * inverse);
-      chosen = this.bucketNucleus(weights, bucketOf, bucketMass, idx, size, this.topP * (total + restMass));
-      if (!chosen) {
-        // The nucleus reaches into the rest: select over the whole vocabulary.
-        for (let i = 0; i < size; i++) idx[i] = i;
-        const kept = selectByMass(weights, idx, size, this.topP * (total + restMass));
-        return drawAmong(weights, idx, kept, this.random());
-      }
-    }
-    // Draw: the boundary bucket's chosen members first, then every bucket above it.
-    let r = this.random() * chosen.mass;
-    for (let j = 0; j < chosen.kept; j++) {
+    const kept = selectByMass(weights, idx, count, needed - above);
+    let boundaryMass = 0;
+    for (let j = 0; j < kept; j++) boundaryMass += weights[idx[j]!]!;
+    // Draw: the boundary bucket's chosen members first, else a bucket above it by its mass, then
+    // a member of that bucket by weight.
+    let r = this.random() * (above + boundaryMass);
+    for (let j = 0; j < kept; j++) {
       r -= weights[idx[j]!]!;
       if (r < 0) return idx[j]!;
     }
-    let last = idx[chosen.kept - 1]!;
-    for (let i = 0; i < size; i++) {
-      if (bucketOf[i]! >= chosen.bucket) continue;
-      r -= weights[i]!;
-      last = i;
+    let drawn = idx[kept - 1]!;
+    if (bucket === 0) return drawn; // rounding left a sliver of mass
+    let target = 0;
+    while (target < bucket - 1 && r >= bucketMass[target]!) r -= bucketMass[target++]!;
+    for (let i = head[target]!; i !== -1; i = next[i]!) {
+      r -= temperedWeight((max - logits[i]!) * inverse);
+      drawn = i;
       if (r < 0) return i;
     }
-    return last; // rounding left a sliver of mass
-  }
-
-  /**
-   * The nucleus for `needed` among the bucketed weights: the buckets above the one where the mass
-   * is reached, and the fewest best of that bucket (left in idx[0, kept)). Undefined when the
-   * buckets together hold less than `needed` (the nucleus reaches into the unbucketed rest).
-   */
-  private bucketNucleus(weights: Float64Array, bucketOf: Uint16Array, bucketMass: Float64Array, idx: Int32Array, size: number, needed: number) {
-    let above = 0;
-    let bucket = 0;
-    while (bucket <= GAP_BUCKETS && above + bucketMass[bucket]! < needed) above += bucketMass[bucket++]!;
-    if (bucket > GAP_BUCKETS) return undefined;
-    let count = 0;
-    for (let i = 0; i < size; i++) if (bucketOf[i] === bucket) idx[count++] = i;
-    const kept = selectByMass(weights, idx, count, needed - above);
-    let mass = above;
-    let weakest = Infinity;
-    for (let j = 0; j < kept; j++) {
-      const w = weights[idx[j]!]!;
-      mass += w;
-      if (w < weakest) weakest = w;
-    }
-    return { bucket, kept, mass, weakest };
+    return drawn; // rounding left a sliver of mass
   }
 
   /** Draws among candidates sorted by weight, after cutting them to the top-p mass. */
@@ -229,17 +191,25 @@ class LogitsSampler implements Sampler {
   }
 }
 
-function drawFrom(weights: Float64Array, size: number, total: number, u: number): number {
-  let r = u * total;
-  let last = 0;
+/**
+ * nucleus()'s pass over the vocabulary: adds each weight to its bucket's mass and links the token
+ * into its bucket's list; returns the total. A function of its own over typed arrays, which V8
+ * compiles tighter than the same loop inside the class method.
+ */
+function linkBuckets(logits: Float32Array, size: number, max: number, inverse: number, head: Int32Array, next: Int32Array, bucketMass: Float64Array): number {
+  let total = 0;
   for (let i = 0; i < size; i++) {
-    if (weights[i] === 0) continue;
-    r -= weights[i];
-    last = i;
-    if (r < 0) return i;
+    const gap = (max - logits[i]!) * inverse;
+    if (gap < MAX_GAP) {
+      const bucket = (gap * BUCKETS_PER_UNIT) | 0;
+      const w = EXP_OF_BUCKET[bucket]! * expOfSmall(gap - bucket / BUCKETS_PER_UNIT);
+      bucketMass[bucket] += w;
+      total += w;
+      next[i] = head[bucket]!;
+      head[bucket] = i;
+    }
   }
-  // Rounding left a sliver of mass: the last token with weight takes it.
-  return last;
+  return total;
 }
 
 /** Index of the largest logit; the lowest index wins a tie. */
@@ -308,14 +278,12 @@ function selectTopP(weights: ArrayLike<number>, size: number, p: number, scratch
   return selectByMass(values, scratch, size, p * total);
 }
 
-// Logits further than this (times the temperature) below the best get no weight in nucleus()
-// unless their mass could matter: each weighs less than e^-16, ~1.1e-7 of the best.
-const MAX_GAP = 16;
-const CANDIDATE_WEIGHT = Math.exp(-MAX_GAP);
+// A logit this far (times the temperature) below the best gets weight 0: e^-64 is 1.6e-28 of the
+// best's weight 1, so even a million such tokens together hold less than 2^-53 of the total, which
+// float64 sums cannot see; dropping them changes no sum, no nucleus and no draw.
+const MAX_GAP = 64;
 const BUCKETS_PER_UNIT = 64;
 const GAP_BUCKETS = MAX_GAP * BUCKETS_PER_UNIT;
-/** bucketOf's mark for a logit beyond MAX_GAP. */
-const REST = 0xffff;
 /** e^-(k/64) for every bucket k. */
 const EXP_OF_BUCKET = Float64Array.from({ length: GAP_BUCKETS + 1 }, (_, k) => Math.exp(-k / BUCKETS_PER_UNIT));
 
@@ -325,26 +293,15 @@ function expOfSmall(r: number): number {
 }
 
 /**
- * The weight nucleus() gives a logit `gap` = (best - logit) / temperature below the best, for
- * 0 <= gap <= 16: e^-gap from a table of e^-(k/64) and the series for the remainder, several
- * times cheaper than Math.exp, within 1e-11 relative of it and never increasing with the gap
- * (the series overestimates, so a bucket's smallest weight stays above the next bucket's largest).
+ * The weight of a logit `gap` = (best - logit) / temperature below the best: e^-gap from a table
+ * of e^-(k/64) and the series for the remainder, several times cheaper than Math.exp, within
+ * 1e-11 relative of it and never increasing with the gap (the series overestimates, so a bucket's
+ * smallest weight stays above the next bucket's largest); 0 from MAX_GAP on.
  */
-export function nucleusWeight(gap: number): number {
+export function temperedWeight(gap: number): number {
+  if (!(gap < MAX_GAP)) return 0;
   const bucket = (gap * BUCKETS_PER_UNIT) | 0;
   return EXP_OF_BUCKET[bucket]! * expOfSmall(gap - bucket / BUCKETS_PER_UNIT);
-}
-
-/** Draws among idx[0, kept) by weight. */
-function drawAmong(weights: Float64Array, idx: Int32Array, kept: number, u: number): number {
-  let mass = 0;
-  for (let j = 0; j < kept; j++) mass += weights[idx[j]!]!;
-  let r = u * mass;
-  for (let j = 0; j < kept; j++) {
-    r -= weights[idx[j]!]!;
-    if (r < 0) return idx[j]!;
-  }
-  return idx[kept - 1]!;
 }
 
 /**

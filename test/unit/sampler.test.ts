@@ -5,7 +5,7 @@ import {
   SamplingParamError,
   argmax,
   createSampler,
-  nucleusWeight,
+  temperedWeight,
   topKIndices,
   topPIndices,
   validateSamplingParams,
@@ -283,29 +283,31 @@ describe('penalties', () => {
 });
 
 describe('top-p without a full-vocabulary pass', () => {
-  // The fast path exps only logits within 16 * temperature of the best and bounds the tail's mass;
-  // the draw must still come from exactly the nucleus the plain definition gives.
-  // The plain definition over the weights the sampler computes (nucleusWeight within 16 of the
-  // best, Math.exp beyond): a full ranking, no buckets, no bound on the rest.
+  // The sampler weighs logits by table (temperedWeight) and finds the nucleus by buckets; the draw
+  // must still come from exactly the nucleus the plain definition gives: a full ranking of the
+  // weights (temperedWeight within 64 of the best, Math.exp beyond), no buckets.
   const nucleusOf = (logits: Float32Array, temperature: number, p: number) => {
     const max = Math.max(...logits);
     const weights = Float64Array.from(logits, (l) => {
       const gap = (max - l) * (1 / temperature);
-      return gap <= 16 ? nucleusWeight(gap) : Math.exp((l - max) * (1 / temperature));
+      return gap < 64 ? temperedWeight(gap) : Math.exp((l - max) * (1 / temperature));
     });
     return new Set(topPIndices(weights, weights.length, p));
   };
 
   it('weighs a logit within 1e-10 of Math.exp, never more for a logit further below the best', () => {
     fc.assert(
-      fc.property(fc.double({ min: 0, max: 16, noNaN: true }), fc.double({ min: 0, max: 16, noNaN: true }), (a, b) => {
-        expect(Math.abs(nucleusWeight(a) / Math.exp(-a) - 1)).toBeLessThan(1e-10);
-        if (a < b) expect(nucleusWeight(a)).toBeGreaterThanOrEqual(nucleusWeight(b));
+      fc.property(fc.double({ min: 0, max: 63.99, noNaN: true }), fc.double({ min: 0, max: 63.99, noNaN: true }), (a, b) => {
+        expect(Math.abs(temperedWeight(a) / Math.exp(-a) - 1)).toBeLessThan(1e-10);
+        if (a < b) expect(temperedWeight(a)).toBeGreaterThanOrEqual(temperedWeight(b));
       }),
       { numRuns: 5000 },
     );
     // Across every bucket edge: the last weight of a bucket is not below the next bucket's first.
-    for (let k = 1; k <= 16 * 64; k++) expect(nucleusWeight((k - 1e-9) / 64)).toBeGreaterThanOrEqual(nucleusWeight(k / 64));
+    for (let k = 1; k < 64 * 64; k++) expect(temperedWeight((k - 1e-9) / 64)).toBeGreaterThanOrEqual(temperedWeight(k / 64));
+    // From 64 below the best on, a weight float64 sums cannot see (e^-64 = 1.6e-28) is 0.
+    expect(temperedWeight(64)).toBe(0);
+    expect(temperedWeight(Infinity)).toBe(0);
   });
 
   it('draws only from the exact nucleus, for peaked, flat and long-tailed logits', () => {
@@ -327,9 +329,9 @@ describe('top-p without a full-vocabulary pass', () => {
   });
 
   it('a tail of many tiny weights that together move the nucleus boundary is counted exactly', () => {
-    // One strong token, then 100,000 tokens each 16.5 below it: each weight e^-16.5 is below the
-    // fast path's cut (e^-16), yet together they hold ~0.7 % of the mass, so top_p 0.9999 reaches
-    // into them and about 0.7 % of draws must land there.
+    // One strong token, then 100,000 tokens each 16.5 below it: each weight is tiny (e^-16.5), yet
+    // together they hold ~0.7 % of the mass, so top_p 0.9999 reaches into them and about 0.7 % of
+    // draws must land there.
     const logits = new Float32Array(100_001).fill(-16.5);
     logits[0] = 0;
     const all = createSampler({ temperature: 1, topP: 0.9999, seed: 3 }, logits.length);
