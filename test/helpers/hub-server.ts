@@ -106,9 +106,9 @@ export async function startLocalHub(repos: Record<string, string>): Promise<Loca
     const cut = cuts.get(file.path);
     if (cut !== undefined && end - start > 0) {
       cuts.delete(file.path);
-      const stream = createReadStream(file.abs, { start, end: Math.min(end, start + cut - 1) });
-      stream.pipe(res, { end: false });
-      stream.on('end', () => res.destroy());
+      // Send exactly `cut` bytes, then drop the connection once they have left: destroying the
+      // response as soon as a piped file stream ends can discard writes still buffered.
+      void readFile(file.abs).then((bytes) => res.write(bytes.subarray(start, Math.min(end + 1, start + cut)), () => res.destroy()));
       return;
     }
     createReadStream(file.abs, { start, end }).pipe(res);
