@@ -1,8 +1,8 @@
 // The GGUF part of the engine benchmark: the bench preset's weights written as GGUF Q4_0 (the
 // builder's GGUF writer), decoded by llama.cpp (node-llama-cpp, CPU) and by aigw on the package
-// `aigw models import` makes of the same file (Q4_0 repacked bit for bit into MatMulNBits), as
-// imported (accuracy_level 0: fp32 compute) and after `aigw models optimize` (accuracy_level 4:
-// int8 activations, what llama.cpp's Q4_0 kernels compute with too).
+// `aigw models import` makes of the same file (Q4_0 repacked bit for bit into MatMulNBits): as
+// imported by default (genai layout, accuracy_level 4: int8 activations, as llama.cpp's Q4_0
+// kernels compute) and with `--layout optimum --accuracy-level 0` (fp32 compute) beside it.
 // Run by bench/engine.ts (`npm run bench:engine -- --only gguf` for this section alone).
 import { execFile } from 'node:child_process';
 import { mkdir, rename } from 'node:fs/promises';
@@ -10,7 +10,6 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { importGgufFile } from '../src/models/gguf-import.js';
-import { optimizeModelPackage } from '../src/models/index.js';
 import { loadTokenizer } from '../src/engine/tokenizer.js';
 import { byteLevelVocab } from '../tools/model-builder/gguf-vocab.js';
 import { writeGgufModel } from '../tools/model-builder/gguf-writer.js';
@@ -30,14 +29,13 @@ export interface GgufPeerSettings {
 }
 
 export interface GgufPeerRow extends CaseResult {
-  runner: 'llama.cpp' | 'aigw (imported GGUF)' | 'aigw (imported, optimized)';
+  runner: 'llama.cpp' | 'aigw (imported GGUF)' | 'aigw (imported, fp32 compute)';
   mode: Mode;
 }
 
-/** The bench weights as GGUF Q4_0 and the package imported from it, built once under bench/models. */
-async function ensureGgufModels(): Promise<{ gguf: string; imported: string; optimized: string }> {
+/** The bench weights as GGUF Q4_0 and the packages imported from it, built once under bench/models. */
+async function ensureGgufModels(): Promise<{ gguf: string; imported: string; fp32: string }> {
   const gguf = path.join(MODELS, 'bench-q4_0.gguf');
-  const imported = path.join(MODELS, 'bench-gguf-q4_0-imported');
   const shape = presetShape('bench');
   if (!(await pathExists(gguf))) {
     console.error(`writing the bench weights as GGUF Q4_0 into ${path.relative(ROOT, gguf)} ...`);
@@ -46,16 +44,14 @@ async function ensureGgufModels(): Promise<{ gguf: string; imported: string; opt
     await writeGgufModel({ file: partial, shape, seed: 7, architecture: 'llama', fileType: 'Q4_0', vocab: await byteLevelVocab(shape.vocabSize, 'llama-bpe'), name: 'bench' });
     await rename(partial, gguf);
   }
-  if (!(await pathExists(path.join(imported, 'manifest.json')))) {
-    console.error(`importing it into ${path.relative(ROOT, imported)} ...`);
-    await importGgufFile(gguf, { outDir: imported, name: 'bench-gguf' });
+  const imported = path.join(MODELS, 'bench-gguf-q4_0-import-default');
+  const fp32 = path.join(MODELS, 'bench-gguf-q4_0-import-fp32');
+  for (const [dir, options] of [[imported, {}], [fp32, { layout: 'optimum', accuracyLevel: 0 }]] as const) {
+    if (await pathExists(path.join(dir, 'manifest.json'))) continue;
+    console.error(`importing it into ${path.relative(ROOT, dir)} ...`);
+    await importGgufFile(gguf, { outDir: dir, name: 'bench-gguf', ...options });
   }
-  const optimized = `${imported}-opt`;
-  if (!(await pathExists(path.join(optimized, 'manifest.json')))) {
-    console.error(`aigw models optimize -> ${path.relative(ROOT, optimized)} ...`);
-    await optimizeModelPackage(imported, optimized, { accuracyLevel: 4, version: '1-opt' });
-  }
-  return { gguf, imported, optimized };
+  return { gguf, imported, fp32 };
 }
 
 async function runWorker(worker: string, spec: unknown): Promise<CaseResult> {
@@ -75,7 +71,7 @@ function averaged(results: CaseResult[]): CaseResult {
 }
 
 export async function ggufPeerRows(settings: GgufPeerSettings): Promise<GgufPeerRow[]> {
-  const { gguf, imported, optimized } = await ensureGgufModels();
+  const { gguf, imported, fp32 } = await ensureGgufModels();
   const tokenizer = await loadTokenizer(imported);
   const ids: number[] = [];
   while (ids.length < settings.promptTokens) ids.push(...tokenizer.encode('The city library opens at nine in the morning and closes at six in the evening. '));
@@ -83,11 +79,11 @@ export async function ggufPeerRows(settings: GgufPeerSettings): Promise<GgufPeer
   const rows: GgufPeerRow[] = [];
   for (const mode of ['greedy', 'sampling'] as const) {
     const llamaCase: LlamaCppCase = { gguf, mode, promptIds, newTokens: settings.newTokens, threads: settings.threads, repeats: settings.repeats };
-    const aigwCase: BenchCase = { runner: 'aigw', mode, layout: 'optimum', modelDir: imported, promptIds, newTokens: settings.newTokens, threads: settings.threads, repeats: settings.repeats };
+    const aigwCase: BenchCase = { runner: 'aigw', mode, layout: 'genai', modelDir: imported, promptIds, newTokens: settings.newTokens, threads: settings.threads, repeats: settings.repeats };
     const cases = [
       { runner: 'llama.cpp' as const, worker: 'llama-cpp-worker.ts', spec: llamaCase as unknown },
       { runner: 'aigw (imported GGUF)' as const, worker: 'engine-worker.ts', spec: aigwCase },
-      { runner: 'aigw (imported, optimized)' as const, worker: 'engine-worker.ts', spec: { ...aigwCase, modelDir: optimized } },
+      { runner: 'aigw (imported, fp32 compute)' as const, worker: 'engine-worker.ts', spec: { ...aigwCase, layout: 'optimum', modelDir: fp32 } },
     ];
     // Each case in PROCESSES fresh processes, taken in turns, their medians averaged: one
     // process's number varies by up to 10 % on this machine, as much as the differences measured.
@@ -116,6 +112,6 @@ export function ggufPeerTable(rows: GgufPeerRow[], settings: GgufPeerSettings): 
         `${mine ? `${(row.decodeTokensPerSecond / peer.decodeTokensPerSecond).toFixed(2)}x` : ''} | ${mine ? `${(peer.ttftMs / row.ttftMs).toFixed(2)}x` : ''} |`,
     );
   }
-  lines.push('', `Bench preset weights as GGUF Q4_0; ${settings.promptTokens} prompt tokens, ${settings.newTokens} new tokens, ${settings.threads} threads, median of ${settings.repeats} runs after a warm-up in each of ${PROCESSES} processes per case, averaged. Sampling: temperature 0.7, top_p 0.9. TTFT ratio > 1 means aigw answers first. Optimized: MatMulNBits accuracy_level 4 (int8 activations), lm_head already Q4_0.`);
+  lines.push('', `Bench preset weights as GGUF Q4_0; ${settings.promptTokens} prompt tokens, ${settings.newTokens} new tokens, ${settings.threads} threads, median of ${settings.repeats} runs after a warm-up in each of ${PROCESSES} processes per case, averaged. Sampling: temperature 0.7, top_p 0.9. TTFT ratio > 1 means aigw answers first. Imported GGUF: \`aigw models import\` as it comes (genai layout, MatMulNBits accuracy_level 4: int8 activations); fp32 compute: \`--layout optimum --accuracy-level 0\`.`);
   return lines.join('\n');
 }

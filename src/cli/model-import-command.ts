@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { Command, Option } from 'commander';
-import { type GgufImportResult, importGgufFile } from '../models/gguf-import.js';
+import { DEFAULT_IMPORT_ACCURACY_LEVEL, type GgufImportResult, importGgufFile } from '../models/gguf-import.js';
 import { nonNegativeInteger } from './model-pack-command.js';
 
 /** Where imported and pulled packages go unless --out says otherwise. */
@@ -31,7 +31,16 @@ export function importCommand(): Command {
         .choices(['fp32', 'int8', 'int4'])
         .default('fp32'),
     )
-    .addOption(new Option('--layout <layout>', 'ONNX layout to write').choices(['optimum', 'genai']).default('optimum'))
+    .addOption(
+      new Option('--layout <layout>', 'ONNX layout: genai (GroupQueryAttention, shared KV buffer) or optimum (growing KV cache)')
+        .choices(['genai', 'optimum'])
+        .default('genai'),
+    )
+    .addOption(
+      new Option('--accuracy-level <n>', 'MatMulNBits accuracy_level: 4 = int8 activations, as llama.cpp computes; 0 = fp32')
+        .choices(['0', '1', '2', '3', '4'])
+        .default(String(DEFAULT_IMPORT_ACCURACY_LEVEL)),
+    )
     .option('--input-price-micros <n>', 'price per million input tokens, integer micro-dollars', nonNegativeInteger, 0)
     .option('--output-price-micros <n>', 'price per million output tokens, integer micro-dollars', nonNegativeInteger, 0)
     .action(async (file: string, options) => {
@@ -43,6 +52,7 @@ export function importCommand(): Command {
         version: options.version,
         floatPrecision: options.precision,
         layout: options.layout,
+        accuracyLevel: Number(options.accuracyLevel),
         priceMicrosPerMillion: { input: options.inputPriceMicros, output: options.outputPriceMicros },
       });
       console.log(describeImport(result, outDir));

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { type GgufVocab, byteLevelVocab, sentencePieceVocab } from '../../tools/model-builder/gguf-vocab.js';
 import { type GgufArchitecture, type GgufFileType, writeGgufModel } from '../../tools/model-builder/gguf-writer.js';
 import { presetShape } from '../../tools/model-builder/presets.js';
-import { importGgufFile } from '../../src/models/gguf-import.js';
+import { type GgufImportOptions, importGgufFile } from '../../src/models/gguf-import.js';
 import { TEST_MODEL_SEED } from './test-models.js';
 
 export type TokenizerKind = 'spm' | 'bpe-qwen2' | 'bpe-llama3';
@@ -53,15 +53,16 @@ export class TestGgufFiles {
     return this.files.get(key)!;
   }
 
-  /** The package `aigw models import` makes of that GGUF file. */
-  imported(opts: TestGgufOptions, layout: 'optimum' | 'genai' = 'optimum'): Promise<string> {
-    const key = `${opts.architecture}-${opts.fileType}-${opts.tokenizer}-${layout}`;
+  /** The package `aigw models import` makes of that GGUF file (its defaults unless `as` says otherwise). */
+  imported(opts: TestGgufOptions, as: Pick<GgufImportOptions, 'layout' | 'accuracyLevel'> = {}): Promise<string> {
+    const { layout, accuracyLevel } = as;
+    const key = `${opts.architecture}-${opts.fileType}-${opts.tokenizer}-${layout ?? 'default'}-${accuracyLevel ?? 'default'}`;
     if (!this.packages.has(key)) {
       this.packages.set(
         key,
         (async () => {
           const outDir = path.join(this.dir, `pkg-${key}`);
-          await importGgufFile(await this.gguf(opts), { outDir, name: key, layout });
+          await importGgufFile(await this.gguf(opts), { outDir, name: key, layout, accuracyLevel });
           return outDir;
         })(),
       );

@@ -9,6 +9,7 @@ import { generate, loadModel, unloadAllModels } from '../../src/engine/index.js'
 import { GgufImportError } from '../../src/models/errors.js';
 import { importGgufFile } from '../../src/models/gguf-import.js';
 import { readManifest } from '../../src/models/index.js';
+import { readOnnxModel } from '../../src/models/onnx-model-file.js';
 import { INST_TEMPLATE, byteLevelVocab } from '../../tools/model-builder/gguf-vocab.js';
 import { writeGgufModel } from '../../tools/model-builder/gguf-writer.js';
 import { presetShape } from '../../tools/model-builder/presets.js';
@@ -52,7 +53,7 @@ describe('the package', () => {
   it('carries the GGUF chat template, BOS/EOS and add_bos of a SentencePiece model', async () => {
     const dir = await files.imported({ architecture: 'llama', fileType: 'Q4_0', tokenizer: 'spm' });
     const manifest = await readManifest(dir);
-    expect(manifest).toMatchObject({ layout: 'optimum', onnxFile: 'onnx/model.onnx', contextLength: 2048, eosTokenIds: [2], bosTokenId: 1 });
+    expect(manifest).toMatchObject({ layout: 'genai', onnxFile: 'model.onnx', contextLength: 2048, eosTokenIds: [2], bosTokenId: 1 });
     const config = JSON.parse(await readFile(path.join(dir, 'tokenizer_config.json'), 'utf8'));
     expect(config).toMatchObject({ chat_template: INST_TEMPLATE, bos_token: '<s>', eos_token: '</s>', add_bos_token: true });
     const model = await loadModel(dir, { threads: 1 });
@@ -73,10 +74,29 @@ describe('the package', () => {
   });
 
   it('generates the same greedy tokens in the Optimum and onnxruntime-genai layouts', async () => {
+    // fp32 compute in both, so the layouts' attention is all that differs.
     const options = { architecture: 'qwen2', fileType: 'Q4_0', tokenizer: 'bpe-qwen2' } as const;
-    const optimum = await greedy(await files.imported(options, 'optimum'), 'The library opens at nine.');
+    const optimum = await greedy(await files.imported(options, { layout: 'optimum', accuracyLevel: 0 }), 'The library opens at nine.');
     expect(optimum).toHaveLength(12);
-    expect(await greedy(await files.imported(options, 'genai'), 'The library opens at nine.')).toEqual(optimum);
+    expect(await greedy(await files.imported(options, { layout: 'genai', accuracyLevel: 0 }), 'The library opens at nine.')).toEqual(optimum);
+  });
+
+  it('computes as llama.cpp does by default: GroupQueryAttention on a shared buffer, int8 activations', async () => {
+    const options = { architecture: 'llama', fileType: 'Q4_0', tokenizer: 'spm' } as const;
+    const accuracyLevels = async (dir: string, onnxFile: string) => {
+      const { model } = await readOnnxModel(path.join(dir, onnxFile));
+      const nodes = model.graph!.node!;
+      const levels = nodes.filter((n) => n.opType === 'MatMulNBits').map((n) => Number(n.attribute!.find((a) => a.name === 'accuracy_level')!.i));
+      return { levels: [...new Set(levels)], matmuls: levels.length, attention: nodes.filter((n) => n.opType === 'GroupQueryAttention').length };
+    };
+    const byDefault = await files.imported(options);
+    const genai = JSON.parse(await readFile(path.join(byDefault, 'genai_config.json'), 'utf8'));
+    expect(genai.search.past_present_share_buffer).toBe(true);
+    const shape = presetShape('tiny');
+    // Every matrix of every layer, and lm_head.
+    expect(await accuracyLevels(byDefault, 'model.onnx')).toEqual({ levels: [4], matmuls: shape.numLayers * 7 + 1, attention: shape.numLayers });
+    const asBefore = await files.imported(options, { layout: 'optimum', accuracyLevel: 0 });
+    expect(await accuracyLevels(asBefore, 'onnx/model.onnx')).toMatchObject({ levels: [0], attention: 0 });
   });
 
   it('keeps float tensors float, or quantizes them on request (--precision)', async () => {
@@ -139,8 +159,13 @@ it('runs as `aigw models import` and, through the alias, `aigw model import`', a
     const program = new Command('aigw').exitOverride().addCommand(modelsCommand());
     await program.parseAsync(['model', 'import', file, '--out', out, '--name', 'tiny-qwen'], { from: 'user' });
     expect(log.mock.calls.join('\n')).toMatch(/imported tiny-qwen@1 \(qwen2; 30 Q4_0 repacked\) into .*from-cli/);
+    await program.parseAsync(['models', 'import', file, '--out', `${out}-fp32`, '--layout', 'optimum', '--accuracy-level', '0'], { from: 'user' });
   } finally {
     log.mockRestore();
   }
-  expect((await readManifest(out)).name).toBe('tiny-qwen');
+  expect(await readManifest(out)).toMatchObject({ name: 'tiny-qwen', layout: 'genai' });
+  expect((await readManifest(`${out}-fp32`)).layout).toBe('optimum');
+  const { model } = await readOnnxModel(path.join(`${out}-fp32`, 'onnx/model.onnx'));
+  const levels = model.graph!.node!.filter((n) => n.opType === 'MatMulNBits').map((n) => Number(n.attribute!.find((a) => a.name === 'accuracy_level')!.i));
+  expect(new Set(levels)).toEqual(new Set([0]));
 });
