@@ -3,10 +3,9 @@
 // otherwise) and is packed; a GGUF repo downloads one .gguf file and is imported. Every file is
 // resumed from its partial download, and checked against the size and hash in the Hub's tree.
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type ListFileEntry, downloadFile, listFiles } from '@huggingface/hub';
 import { ModelPackageError } from './errors.js';
@@ -141,18 +140,23 @@ async function downloadOne(entry: ListFileEntry, target: string, opts: PullOptio
         const blob = await downloadFile({ repo: repo.name, revision: repo.revision, path: entry.path, hubUrl: opts.hubUrl, accessToken: opts.accessToken, xet: false });
         if (!blob) throw new HubPullError(`${entry.path} is not in ${repo.name}@${repo.revision}`);
         if (blob.size !== size) throw new HubPullError(`${entry.path} is ${blob.size} bytes on the Hub, its tree says ${size}`);
-        let written = have;
-        const count = new Transform({
-          transform(chunk: Buffer, _encoding, done) {
-            written += chunk.length;
-            fetched += chunk.length;
-            progress(written);
-            done(null, chunk);
-          },
-        });
         // A ranged GET from the first missing byte: the Hub (and its CDN) answer 206 with the rest.
-        const body = Readable.fromWeb(blob.slice(have).stream() as never);
-        await pipeline(body, count, createWriteStream(part, { flags: 'a' }));
+        // Each chunk is on disk before the next is read, so a connection that drops keeps every
+        // byte read before it for the next attempt.
+        const reader = (blob.slice(have).stream() as ReadableStream<Uint8Array>).getReader();
+        const file = await open(part, 'a');
+        try {
+          let written = have;
+          for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
+            await file.write(chunk.value);
+            written += chunk.value.length;
+            fetched += chunk.value.length;
+            progress(written);
+          }
+        } finally {
+          await file.close();
+          reader.releaseLock();
+        }
       }
       const got = await sizeOf(part);
       if (got !== size) throw new HubPullError(`${entry.path}: got ${got} of ${size} bytes`);

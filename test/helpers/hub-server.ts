@@ -106,9 +106,11 @@ export async function startLocalHub(repos: Record<string, string>): Promise<Loca
     const cut = cuts.get(file.path);
     if (cut !== undefined && end - start > 0) {
       cuts.delete(file.path);
-      // Send exactly `cut` bytes, then drop the connection once they have left: destroying the
-      // response as soon as a piped file stream ends can discard writes still buffered.
-      void readFile(file.abs).then((bytes) => res.write(bytes.subarray(start, Math.min(end + 1, start + cut)), () => res.destroy()));
+      // Send exactly `cut` bytes, then drop the connection a moment after they have left (a fetch
+      // body that errors discards the chunks it has not handed out yet, so give the client time).
+      void readFile(file.abs).then((bytes) =>
+        res.write(bytes.subarray(start, Math.min(end + 1, start + cut)), () => setTimeout(() => res.destroy(), 100)),
+      );
       return;
     }
     createReadStream(file.abs, { start, end }).pipe(res);

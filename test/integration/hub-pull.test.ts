@@ -88,12 +88,16 @@ describe('an ONNX export', () => {
     await expect(pullModel({ repo: 'test-org/tiny-onnx', outDir, hubUrl: hub.url, attempts: 1 })).rejects.toThrow(
       /downloading onnx\/model_q4.onnx_data failed after 1 attempts .*; run the pull again to resume/,
     );
-    expect((await stat(path.join(`${outDir}.download`, `${Q4_DATA}.part`))).size).toBe(100_000);
+    // Every byte written before the cut, as a fetch body hands them out (it drops what it still
+    // queues when the connection errors, so not necessarily all 100,000 sent).
+    const kept = (await stat(path.join(`${outDir}.download`, `${Q4_DATA}.part`))).size;
+    expect(kept).toBeGreaterThan(0);
+    expect(kept).toBeLessThanOrEqual(100_000);
     const before = hub.requests.length;
     await pullModel({ repo: 'test-org/tiny-onnx', outDir, hubUrl: hub.url });
     const ranges = hub.requests.slice(before).filter((r) => r.url.endsWith(Q4_DATA) && r.range !== 'bytes=0-0').map((r) => r.range);
     expect(ranges).toHaveLength(1);
-    expect(ranges[0]).toMatch(/^bytes=100000-\d+$/);
+    expect(ranges[0]).toMatch(new RegExp(`^bytes=${kept}-\\d+$`));
     expect((await readManifest(outDir)).onnxFile).toBe('onnx/model_q4.onnx');
   });
 
