@@ -1,5 +1,5 @@
 import type { ModelPrice } from '../admission/pricing.js';
-import { parseSse } from '../api/sse-parser.js';
+import { parseSse } from './sse-parser.js';
 import type { FinishReason, GenerationEvent, Usage } from '../engine/index.js';
 import { BackendError } from './errors.js';
 import type { GenerationInput, GenerationParams, ModelBackend, PreparedGeneration } from './model-backend.js';

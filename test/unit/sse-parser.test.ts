@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { parseSse, type SseEvent } from '../../src/api/sse-parser.js';
+import { parseSse, type SseEvent } from '../../src/backends/sse-parser.js';
 
 const encoder = new TextEncoder();
 
