@@ -19,6 +19,8 @@ export interface TestModelOptions {
   io?: ExportIoVariant;
   /** genai only: genai_config's search.past_present_share_buffer (default true). */
   sharedKvBuffer?: boolean;
+  /** genai only: the attention op (default GroupQueryAttention). */
+  attention?: 'GroupQueryAttention' | 'MultiHeadAttention';
   /** false keeps lm_head fp32 in a quantized model, as published int4 exports often do. */
   quantizeLmHead?: boolean;
   /** lm_head = the embedding table transposed (Qwen2.5-0.5B style). */
@@ -91,6 +93,7 @@ async function build(key: string, opts: TestModelOptions): Promise<string> {
       io: opts.io,
       sharedKvBuffer: opts.sharedKvBuffer,
       quantizeLmHead: opts.quantizeLmHead,
+      attention: opts.attention,
     });
   } catch (error) {
     // Another worker finished first between our check and our build.
@@ -109,6 +112,7 @@ export async function ensureTestModel(opts: TestModelOptions): Promise<string> {
   const variant = [
     ...Object.entries(opts.io ?? {}).sort().map(([k, v]) => `${k}_${String(v)}`),
     ...(opts.sharedKvBuffer === false ? ['growing'] : []),
+    ...(opts.attention === 'MultiHeadAttention' ? ['mha'] : []),
     ...(opts.quantizeLmHead === false ? ['fp32head'] : []),
     ...(opts.tieWordEmbeddings ? ['tied'] : []),
   ];

@@ -28,6 +28,7 @@ interface Variant {
   layout: ModelLayout;
   io?: ExportIoVariant;
   sharedKvBuffer?: boolean;
+  attention?: 'MultiHeadAttention';
   /** What the engine must have read from the export. */
   expectIo: Partial<LoadedModel['io']>;
 }
@@ -43,6 +44,14 @@ const VARIANTS: Variant[] = [
     layout: 'genai',
     sharedKvBuffer: false,
     expectIo: { sharedKvBuffer: false },
+  },
+  {
+    name: 'onnxruntime-genai MultiHeadAttention (RotaryEmbedding, KV heads repeated), past_present_share_buffer false',
+    layout: 'genai',
+    sharedKvBuffer: false,
+    attention: 'MultiHeadAttention',
+    // The cache holds the repeated heads: the graph's own past shape says how many.
+    expectIo: { sharedKvBuffer: false, kvHeads: SHAPE.numHeads },
   },
   {
     name: 'onnxruntime-genai with int32 input_ids/attention_mask and float16 logits',
@@ -79,7 +88,7 @@ const models = new Map<string, LoadedModel>();
 
 beforeAll(async () => {
   for (const variant of VARIANTS) {
-    const dir = await ensureTestModel({ layout: variant.layout, precision: 'fp32', io: variant.io, sharedKvBuffer: variant.sharedKvBuffer });
+    const dir = await ensureTestModel({ layout: variant.layout, precision: 'fp32', io: variant.io, sharedKvBuffer: variant.sharedKvBuffer, attention: variant.attention });
     models.set(variant.name, await loadModel(dir, { threads: 1 }));
   }
 });

@@ -19,6 +19,12 @@ export interface LlamaGraphOptions {
   io?: ExportIoVariant;
   /** false keeps lm_head fp32 in a quantized model, as many published int4 exports do. Default true. */
   quantizeLmHead?: boolean;
+  /**
+   * genai only: GroupQueryAttention (default; rotary inside, KV heads as the model has them) or
+   * MultiHeadAttention, as onnxruntime-genai's builder.py writes for some exports: rotary by
+   * RotaryEmbedding, KV heads repeated to the query heads, a growing cache of past + new.
+   */
+  attention?: 'GroupQueryAttention' | 'MultiHeadAttention';
 }
 
 /** The graph-facing facts that differ between real exports of the same model. */
@@ -204,13 +210,13 @@ class LlamaGraph {
     return this.options.io?.kvType === 'float16' ? DataType.FLOAT16 : DataType.FLOAT;
   }
 
-  kvInputsAndOutputs(pastSeq: string): void {
-    const { numKvHeads, headDim, numLayers } = this.shape;
+  kvInputsAndOutputs(pastSeq: string, heads = this.shape.numKvHeads): void {
+    const { headDim, numLayers } = this.shape;
     for (let i = 0; i < numLayers; i++) {
       for (const kind of ['key', 'value']) {
-        this.g.inputs.push(valueInfo(`past_key_values.${i}.${kind}`, this.kvType, ['batch_size', numKvHeads, pastSeq, headDim]));
+        this.g.inputs.push(valueInfo(`past_key_values.${i}.${kind}`, this.kvType, ['batch_size', heads, pastSeq, headDim]));
         this.g.outputs.push(
-          valueInfo(`present.${i}.${kind}`, this.kvType, ['batch_size', numKvHeads, 'total_sequence_length', headDim]),
+          valueInfo(`present.${i}.${kind}`, this.kvType, ['batch_size', heads, 'total_sequence_length', headDim]),
         );
       }
     }
@@ -319,9 +325,11 @@ function buildGenai(lg: LlamaGraph, shape: LlamaShape, weights: GraphWeightSourc
     valueInfo('input_ids', lg.idsType, ['batch_size', 'sequence_length']),
     valueInfo('attention_mask', lg.idsType, ['batch_size', 'total_sequence_length']),
   );
-  lg.kvInputsAndOutputs('past_sequence_length');
+  const mha = lg.options.attention === 'MultiHeadAttention';
+  lg.kvInputsAndOutputs('past_sequence_length', mha ? h : kv);
 
-  const [seqlensK, totalSeqLen] = g.scope('attn_mask_reformat', () => {
+  // GroupQueryAttention: the lengths it takes instead of a mask.
+  const [seqlensK, totalSeqLen] = mha ? ['', ''] : g.scope('attn_mask_reformat', () => {
     const mask = lg.idsType === DataType.INT32 ? g.op1('Cast', ['attention_mask'], { attrs: [attrInt('to', DataType.INT64)] }) : 'attention_mask';
     const lengths = g.op1('ReduceSum', [mask, g.int64([1])], { attrs: [attrInt('keepdims', 0)] });
     const seqlens = g.op1('Cast', [g.op1('Sub', [lengths, g.int64([1], [])])], { attrs: [attrInt('to', DataType.INT32)] });
@@ -331,6 +339,22 @@ function buildGenai(lg: LlamaGraph, shape: LlamaShape, weights: GraphWeightSourc
   const tables = rotaryTables(shape, weights.ropeFreqFactors);
   const cosCache = g.weight('cos_cache', [shape.contextLength, d / 2], tables.cos);
   const sinCache = g.weight('sin_cache', [shape.contextLength, d / 2], tables.sin);
+  // MultiHeadAttention: positions past..total-1 of the one unpadded sequence, [1, sequence].
+  const positions = mha
+    ? g.scope('positions', () => {
+        const total = g.op1('Gather', [g.op1('Shape', ['attention_mask']), g.int64([1], [])], { attrs: [attrInt('axis', 0)] });
+        const length = g.op1('Gather', [g.op1('Shape', ['input_ids']), g.int64([1], [])], { attrs: [attrInt('axis', 0)] });
+        const range = g.op1('Range', [g.op1('Sub', [total, length]), total, g.int64([1], [])]);
+        return g.op1('Unsqueeze', [range, g.int64([0])]);
+      })
+    : '';
+  const rotary = (t: string) => g.op1('RotaryEmbedding', [t, positions, cosCache, sinCache], { domain: 'com.microsoft', attrs: [attrInt('interleaved', 0)] });
+  // [batch, seq, kv * d] -> [batch, seq, h * d]: each KV head once per query head of its group.
+  const repeatKv = (t: string) => {
+    if (h === kv) return t;
+    const heads = g.op1('Unsqueeze', [g.op1('Reshape', [t, g.int64([0, 0, kv, d])]), g.int64([3])]);
+    return g.op1('Reshape', [g.op1('Expand', [heads, g.int64([1, 1, kv, h / kv, d])]), g.int64([0, 0, h * d])]);
+  };
 
   let x = lg.embed();
   for (let i = 0; i < shape.numLayers; i++) {
@@ -342,22 +366,26 @@ function buildGenai(lg: LlamaGraph, shape: LlamaShape, weights: GraphWeightSourc
         const q = lg.linear(normed, `${prefix}.self_attn.q_proj`, layer.qProj, e, h * d, layer.qBias);
         const k = lg.linear(normed, `${prefix}.self_attn.k_proj`, layer.kProj, e, kv * d, layer.kBias);
         const v = lg.linear(normed, `${prefix}.self_attn.v_proj`, layer.vProj, e, kv * d, layer.vBias);
-        const [context] = g.op(
-          'GroupQueryAttention',
-          [q, k, v, `past_key_values.${i}.key`, `past_key_values.${i}.value`, seqlensK, totalSeqLen, cosCache, sinCache],
-          {
-            domain: 'com.microsoft',
-            outputs: [g.fresh('GroupQueryAttention_out'), `present.${i}.key`, `present.${i}.value`],
-            attrs: [
-              attrInt('num_heads', h),
-              attrInt('kv_num_heads', kv),
-              attrFloat('scale', 1 / Math.sqrt(d)),
-              attrInt('do_rotary', 1),
-              attrInt('rotary_interleaved', 0),
-              attrInt('local_window_size', -1),
-            ],
-          },
-        );
+        const past = [`past_key_values.${i}.key`, `past_key_values.${i}.value`];
+        const present = [`present.${i}.key`, `present.${i}.value`];
+        const [context] = mha
+          ? g.op('MultiHeadAttention', [rotary(q), repeatKv(rotary(k)), repeatKv(v), '', '', '', ...past], {
+              domain: 'com.microsoft',
+              outputs: [g.fresh('MultiHeadAttention_out'), ...present],
+              attrs: [attrInt('num_heads', h), attrFloat('scale', 1 / Math.sqrt(d)), attrInt('unidirectional', 1)],
+            })
+          : g.op('GroupQueryAttention', [q, k, v, ...past, seqlensK, totalSeqLen, cosCache, sinCache], {
+              domain: 'com.microsoft',
+              outputs: [g.fresh('GroupQueryAttention_out'), ...present],
+              attrs: [
+                attrInt('num_heads', h),
+                attrInt('kv_num_heads', kv),
+                attrFloat('scale', 1 / Math.sqrt(d)),
+                attrInt('do_rotary', 1),
+                attrInt('rotary_interleaved', 0),
+                attrInt('local_window_size', -1),
+              ],
+            });
         return lg.linear(context, `${prefix}.self_attn.o_proj`, layer.oProj, h * d, e);
       });
       const afterAttention = g.op1('Add', [x, attention]);

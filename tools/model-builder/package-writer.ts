@@ -38,6 +38,8 @@ export interface BuildModelPackageOptions {
   sharedKvBuffer?: boolean;
   /** false keeps lm_head fp32 in a quantized model (default true). */
   quantizeLmHead?: boolean;
+  /** genai only: the attention op (LlamaGraphOptions.attention); MultiHeadAttention needs sharedKvBuffer false. */
+  attention?: LlamaGraphOptions['attention'];
 }
 
 export class PackageExistsError extends Error {
@@ -166,6 +168,7 @@ async function writeDecoder(dir: string, opts: BuildModelPackageOptions): Promis
     accuracyLevel: opts.accuracyLevel,
     io: opts.io,
     quantizeLmHead: opts.quantizeLmHead,
+    attention: opts.attention,
   };
   try {
     const graph = buildLlamaGraph(seededWeightSource(opts.shape, opts.seed), graphOptions, external);
