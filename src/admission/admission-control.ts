@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
-import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { itemKeys, type ItemKey, type Store } from '../store/index.js';
 import { AdmissionRejectedError, AdmissionUnavailableError, type RejectionReason } from './admission-errors.js';
+import { type BudgetCrossing, claimBudgetCrossings } from './budget-alerts.js';
 import type { Limits } from './limits.js';
 import {
   admissionPlan,
@@ -85,13 +86,6 @@ export interface AdmissionOptions {
   /** How long a settlement (and a usage roll-up write) is retried before it gives up; default 5 s. */
   settleBudgetMs?: number;
   now?: () => number;
-}
-
-export interface BudgetCrossing {
-  period: 'day' | 'month';
-  percent: number;
-  spentMicros: number;
-  budgetMicros: number;
 }
 
 const DEFAULT_SETTLE_BUDGET_MS = 5_000;
@@ -310,48 +304,9 @@ export class AdmissionControl {
     }
   }
 
-  /**
-   * The budget thresholds (percent of a daily or monthly budget) this key's spend has crossed and
-   * that nobody reported yet. Each crossing is claimed with a conditional write, so across all
-   * instances it is reported exactly once. Costs a read, and a write per new crossing.
-   */
-  async newBudgetCrossings(admission: Admission, limits: Limits, percents: readonly number[]): Promise<BudgetCrossing[]> {
-    const { day, month } = admission.windows;
-    const budgets = [
-      { period: 'day' as const, limit: limits.budgetMicrosPerDay, spent: `spent_d_${day}`, alert: (p: number) => `alert${p}_d_${day}` },
-      { period: 'month' as const, limit: limits.budgetMicrosPerMonth, spent: `spent_m_${month}`, alert: (p: number) => `alert${p}_m_${month}` },
-    ].filter((b): b is typeof b & { limit: number } => b.limit !== undefined && b.limit > 0);
-    if (budgets.length === 0 || percents.length === 0) return [];
-    const key = itemKeys.keyLimits(admission.keyId);
-    let item: Item;
-    try {
-      item = (await this.store.client.send(new GetCommand({ TableName: this.store.tableName, Key: key, ConsistentRead: true }))).Item ?? {};
-    } catch (error) {
-      throw unavailable(error);
-    }
-    const crossings: BudgetCrossing[] = [];
-    for (const budget of budgets) {
-      const spent = typeof item[budget.spent] === 'number' ? (item[budget.spent] as number) : 0;
-      for (const percent of percents) {
-        if (spent * 100 < percent * budget.limit || item[budget.alert(percent)] !== undefined) continue;
-        try {
-          await this.store.client.send(
-            new UpdateCommand({
-              TableName: this.store.tableName,
-              Key: key,
-              UpdateExpression: 'SET #alert = :at',
-              ConditionExpression: 'attribute_not_exists(#alert)',
-              ExpressionAttributeNames: { '#alert': budget.alert(percent) },
-              ExpressionAttributeValues: { ':at': new Date(this.now()).toISOString() },
-            }),
-          );
-          crossings.push({ period: budget.period, percent, spentMicros: spent, budgetMicros: budget.limit });
-        } catch (error) {
-          if (!(error instanceof ConditionalCheckFailedException)) throw unavailable(error);
-        }
-      }
-    }
-    return crossings;
+  /** The budget thresholds this key's spend has crossed that nobody reported yet (budget-alerts.ts). */
+  newBudgetCrossings(admission: Admission, limits: Limits, percents: readonly number[]): Promise<BudgetCrossing[]> {
+    return claimBudgetCrossings(this.store, this.now, admission.keyId, admission.windows, limits, percents);
   }
 
   /**

@@ -6,6 +6,7 @@ export * from './pricing.js';
 export * from './windows.js';
 export * from './admission-control.js';
 export * from './admission-errors.js';
+export type { BudgetCrossing } from './budget-alerts.js';
 export type { RateLimitStatus } from './limits-item.js';
 export { retryWithin, type SettledUsage } from './settlement.js';
 export * from './usage-rollup.js';
