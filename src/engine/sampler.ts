@@ -192,9 +192,8 @@ class LogitsSampler implements Sampler {
 }
 
 /**
- * nucleus()'s pass over the vocabulary: adds each weight to its bucket's mass and links the token
- * into its bucket's list; returns the total. A function of its own over typed arrays, which V8
- * compiles tighter than the same loop inside the class method.
+ * nucleus()'s pass over the vocabulary: adds each weight (temperedWeight, inlined) to its bucket's
+ * mass and links the token into its bucket's list; returns the total.
  */
 function linkBuckets(logits: Float32Array, size: number, max: number, inverse: number, head: Int32Array, next: Int32Array, bucketMass: Float64Array): number {
   let total = 0;

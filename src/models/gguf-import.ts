@@ -33,8 +33,8 @@ export interface GgufImportOptions {
   layout?: ModelLayout;
   /**
    * MatMulNBits accuracy_level. Default 4: activations quantized to 8 bits in blocks along K, as
-   * llama.cpp's own CPU kernels compute Q4_0/Q8_0 weights (vec_dot_q4_0_q8_0), and 2-3x faster
-   * than 0 (fp32 compute) on CPUs without fast fp32 dequantization.
+   * llama.cpp's own CPU kernels compute Q4_0/Q8_0 weights (vec_dot_q4_0_q8_0); about 3x faster
+   * than 0 (fp32 compute) on this project's AVX2 machine (bench/gguf-peer.ts).
    */
   accuracyLevel?: number;
   priceMicrosPerMillion?: { input: number; output: number };
