@@ -85,7 +85,6 @@ interface RequestContext {
   log: ReturnType<typeof requestLog>;
 }
 
-export { MODEL_VERSION_HEADER };
 
 export function createGateway(options: GatewayOptions): Gateway {
   return async (request, runtime = DETACHED) => {
@@ -191,8 +190,13 @@ async function resolveModel(options: GatewayOptions, model: string, request: Req
   if (!options.aliases || !keyMayUse(ctx.key, model)) return resolveBackend(options, model, ctx.key);
   const resolved = await options.aliases.resolve(model, stickinessOf(request, user, ctx), options.backends);
   if (!resolved) throw modelNotFound(model);
-  if (resolved.alias) ctx.log.set({ alias: resolved.alias.name, aliasRevision: resolved.alias.revision, aliasRole: resolved.alias.role });
+  if (resolved.alias) logAlias(ctx, resolved.alias);
   return resolved.backend;
+}
+
+/** The request log names the alias, its revision and the role (stable or canary) that served. */
+function logAlias(ctx: RequestContext, alias: { name: string; revision: number; role: string }): void {
+  ctx.log.set({ alias: alias.name, aliasRevision: alias.revision, aliasRole: alias.role });
 }
 
 /** The same key (and session or user, when sent) lands on the same version while a canary runs. */
@@ -207,7 +211,7 @@ function routeTargetAlias(options: GatewayOptions, request: Request, user: strin
   return async (name) => {
     const resolved = await aliases.resolve(name, stickinessOf(request, user, ctx), options.backends);
     if (!resolved?.alias) return undefined;
-    ctx.log.set({ alias: resolved.alias.name, aliasRevision: resolved.alias.revision, aliasRole: resolved.alias.role });
+    logAlias(ctx, resolved.alias);
     return resolved.backend;
   };
 }

@@ -4,10 +4,10 @@
 // Size: DynamoDB refuses items over 400 KB. An entry whose stored item (compressed body, key,
 // ttl and attribute names) would be over maxEntryBytes (350,000 by default, leaving margin) is
 // not stored: put returns 'too_large' and the request is answered uncached.
+import { setTimeout as delay } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { gunzip, gzip } from 'node:zlib';
 import { BatchWriteCommand, GetCommand } from '@aws-sdk/lib-dynamodb';
-import { setTimeout as delay } from 'node:timers/promises';
 import { z } from 'zod';
 import { GroupCommit, itemKeys, type Store } from '../store/index.js';
 import { DEFAULT_MAX_ENTRY_BYTES, type CacheConfig } from './cache-config.js';

@@ -32,13 +32,13 @@ export interface BuildModelPackageOptions {
   /** Input/output element types and position_ids, as real exports vary them. */
   io?: ExportIoVariant;
   /**
-   * genai only, written as search.past_present_share_buffer (default true). onnxruntime-genai's builder
+   * genai only, written as search.past_present_share_buffer (default true, false with MultiHeadAttention). onnxruntime-genai's builder
    * writes false for MultiHeadAttention exports, fp32 CUDA exports and quantized KV caches: a growing cache.
    */
   sharedKvBuffer?: boolean;
   /** false keeps lm_head fp32 in a quantized model (default true). */
   quantizeLmHead?: boolean;
-  /** genai only: the attention op (LlamaGraphOptions.attention); MultiHeadAttention needs sharedKvBuffer false. */
+  /** genai only: the attention op (LlamaGraphOptions.attention); MultiHeadAttention's cache grows, so sharedKvBuffer defaults to false with it. */
   attention?: LlamaGraphOptions['attention'];
 }
 
@@ -104,6 +104,13 @@ function generationConfig(ids: WrittenTokenizer): Record<string, unknown> {
   };
 }
 
+/** MultiHeadAttention appends to its past (a growing cache); GroupQueryAttention shares one buffer unless told otherwise. */
+function sharesKvBuffer(opts: BuildModelPackageOptions): boolean {
+  const mha = opts.attention === 'MultiHeadAttention';
+  if (mha && opts.sharedKvBuffer === true) throw new RangeError('a MultiHeadAttention graph grows its KV cache: it cannot share one buffer (sharedKvBuffer: true)');
+  return opts.sharedKvBuffer ?? !mha;
+}
+
 function genaiConfig(opts: BuildModelPackageOptions, ids: WrittenTokenizer): Record<string, unknown> {
   const { shape } = opts;
   return {
@@ -146,7 +153,7 @@ function genaiConfig(opts: BuildModelPackageOptions, ids: WrittenTokenizer): Rec
       no_repeat_ngram_size: 0,
       num_beams: 1,
       num_return_sequences: 1,
-      past_present_share_buffer: opts.sharedKvBuffer ?? true,
+      past_present_share_buffer: sharesKvBuffer(opts),
       repetition_penalty: 1,
       temperature: 1,
       top_k: 1,
