@@ -1,10 +1,13 @@
 // Engine benchmark (npm run bench:engine): aigw's engine against transformers.js on the same
-// files and against a bare session.run loop (the floor), on the 0.5B-shaped `bench` preset.
+// files and against a bare session.run loop (the floor), on the 0.5B-shaped `bench` preset: the
+// Optimum layout as built, the same package after `aigw models optimize`, and the genai layout.
 // Each case runs in its own process; results go to bench/results/engine.json and a table.
 import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadTokenizer } from '../src/engine/tokenizer.js';
+import { optimizeModelPackage } from '../src/models/index.js';
+import { pathExists } from '../src/models/package-files.js';
 import { buildModelPackage } from '../tools/model-builder/index.js';
 import { presetShape } from '../tools/model-builder/presets.js';
 import { runOptimizedSection } from './engine-optimized.js';
@@ -22,21 +25,39 @@ const REPEATS = 5;
 // process-to-process variation on this machine is larger than the differences measured.
 const PROCESSES = 2;
 
-interface Row extends CaseResult {
+/** One package of the `bench` weights: a layout as built, or the Optimum one after `aigw models optimize`. */
+interface BenchPackage {
+  label: string;
   layout: 'optimum' | 'genai';
+  optimized: boolean;
+}
+
+const PACKAGES: BenchPackage[] = [
+  { label: 'optimum', layout: 'optimum', optimized: false },
+  // accuracy_level 4 (int8 activations); the lm_head is int4 already, so that is all the pass changes.
+  { label: 'optimum, optimized', layout: 'optimum', optimized: true },
+  { label: 'genai', layout: 'genai', optimized: false },
+];
+
+interface Row extends CaseResult {
+  layout: string;
   mode: Mode | 'any';
   runner: Runner;
 }
 
-async function ensureBenchModel(layout: 'optimum' | 'genai'): Promise<string> {
-  const dir = path.join(MODELS, `bench-${layout}-int4`);
-  try {
-    await stat(path.join(dir, 'manifest.json'));
-  } catch {
-    console.error(`building the bench model (${layout}, int4) into ${path.relative(ROOT, dir)} ...`);
-    await buildModelPackage({ outDir: dir, layout, precision: 'int4', shape: presetShape('bench'), seed: 7, name: `bench-${layout}`, version: '1' });
+async function ensureBenchModel(pkg: BenchPackage): Promise<string> {
+  const built = path.join(MODELS, `bench-${pkg.layout}-int4`);
+  if (!(await pathExists(path.join(built, 'manifest.json')))) {
+    console.error(`building the bench model (${pkg.layout}, int4) into ${path.relative(ROOT, built)} ...`);
+    await buildModelPackage({ outDir: built, layout: pkg.layout, precision: 'int4', shape: presetShape('bench'), seed: 7, name: `bench-${pkg.layout}`, version: '1' });
   }
-  return dir;
+  if (!pkg.optimized) return built;
+  const optimized = `${built}-opt`;
+  if (!(await pathExists(path.join(optimized, 'manifest.json')))) {
+    console.error(`aigw models optimize ${path.basename(built)} -> ${path.basename(optimized)} ...`);
+    await optimizeModelPackage(built, optimized, { accuracyLevel: 4, version: '1-opt' });
+  }
+  return optimized;
 }
 
 async function folderBytes(dir: string): Promise<number> {
@@ -60,7 +81,7 @@ function table(rows: Row[], modelBytes: Record<string, number>): string {
   const find = (layout: string, mode: string, runner: Runner) =>
     rows.find((r) => r.layout === layout && r.runner === runner && (r.mode === mode || r.mode === 'any'));
   const lines = [
-    '| layout | mode | runner | TTFT ms | decode tok/s | ms/token | peak RSS MB | aigw speed-up | vs floor (ms/token) |',
+    '| package | mode | runner | TTFT ms | decode tok/s | ms/token | peak RSS MB | aigw vs transformers.js (decode) | vs floor (ms/token) |',
     '|---|---|---|---:|---:|---:|---:|---:|---:|',
   ];
   for (const row of rows) {
@@ -73,7 +94,7 @@ function table(rows: Row[], modelBytes: Record<string, number>): string {
         `${row.msPerToken.toFixed(2)} | ${row.peakRssMb.toFixed(0)} | ${speedUp} | ${vsFloor} |`,
     );
   }
-  const sizes = Object.entries(modelBytes).map(([layout, bytes]) => `${layout} ${(bytes / 2 ** 20).toFixed(0)} MB`);
+  const sizes = Object.entries(modelBytes).map(([label, bytes]) => `${label} ${(bytes / 2 ** 20).toFixed(0)} MB`);
   lines.push('', `Model files (int4): ${sizes.join(', ')}. ${PROMPT_TOKENS} prompt tokens, ${NEW_TOKENS} new tokens, ${THREADS} intra-op threads, median of ${REPEATS} runs after a warm-up in each of ${PROCESSES} processes per case, averaged.`);
   return lines.join('\n');
 }
@@ -82,9 +103,10 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   const paired: { layout: string; mode: Mode; aigwMsPerToken: number; floorMsPerToken: number }[] = [];
   const modelBytes: Record<string, number> = {};
-  for (const layout of ['optimum', 'genai'] as const) {
-    const modelDir = await ensureBenchModel(layout);
-    modelBytes[layout] = await folderBytes(modelDir);
+  for (const pkg of PACKAGES) {
+    const { label, layout } = pkg;
+    const modelDir = await ensureBenchModel(pkg);
+    modelBytes[label] = await folderBytes(modelDir);
     const ids = await promptIds(modelDir);
     const cases: { runner: Runner; mode: Mode | 'any' }[] = [
       { runner: 'floor', mode: 'any' },
@@ -96,7 +118,7 @@ async function main(): Promise<void> {
     const results = new Map<string, CaseResult[]>();
     for (let round = 0; round < PROCESSES; round++) {
       for (const { runner, mode } of cases) {
-        console.error(`${layout} ${mode} ${runner} (process ${round + 1} of ${PROCESSES}) ...`);
+        console.error(`${label} ${mode} ${runner} (process ${round + 1} of ${PROCESSES}) ...`);
         const result = await runCase({
           runner,
           mode: mode === 'any' ? 'greedy' : mode,
@@ -112,16 +134,16 @@ async function main(): Promise<void> {
       }
     }
     for (const mode of ['greedy', 'sampling'] as const) {
-      console.error(`${layout} ${mode}: aigw and the floor alternating in one process ...`);
+      console.error(`${label} ${mode}: aigw and the floor alternating in one process ...`);
       const pair = await runCase({ runner: 'aigw', mode, layout, modelDir, promptIds: ids, newTokens: NEW_TOKENS, threads: THREADS, repeats: 7, paired: true });
-      paired.push({ layout, mode, ...pair });
+      paired.push({ layout: label, mode, ...pair });
     }
     for (const { runner, mode } of cases) {
       const runs = results.get(`${runner}/${mode}`)!;
       const mean = (pick: (r: CaseResult) => number) => runs.reduce((sum, r) => sum + pick(r), 0) / runs.length;
       const msPerToken = mean((r) => r.msPerToken);
       rows.push({
-        layout,
+        layout: label,
         mode,
         runner,
         ttftMs: mean((r) => r.ttftMs),
@@ -132,7 +154,7 @@ async function main(): Promise<void> {
     }
   }
   const pairedTable = [
-    '| layout | mode | floor ms/token | aigw ms/token | aigw vs floor |',
+    '| package | mode | floor ms/token | aigw ms/token | aigw vs floor |',
     '|---|---|---:|---:|---:|',
     ...paired.map((p) => `| ${p.layout} | ${p.mode} | ${p.floorMsPerToken.toFixed(2)} | ${p.aigwMsPerToken.toFixed(2)} | ${(p.aigwMsPerToken / p.floorMsPerToken).toFixed(3)}x |`),
     '',
