@@ -1,5 +1,6 @@
 import { PenaltyState } from './penalty-state.js';
 import { createRandom, type Random } from './random.js';
+import { EXP_OF_BUCKET, WeighKernel } from './weigh-kernel.js';
 
 export interface SamplingParams {
   /** 0 is greedy; defaults to 1 as in the OpenAI API. */
@@ -75,9 +76,7 @@ class LogitsSampler implements Sampler {
   private readonly repetition: number;
   private readonly random: Random;
   private readonly penalties: PenaltyState | undefined;
-  private weights: Float64Array | undefined;
-  private scratch: Int32Array | undefined;
-  /** nucleus(): each bucket's first member, the member after each token, each bucket's mass. */
+  /** drawFromNucleus(): each bucket's first member, the member after each token, each bucket's mass. */
   private readonly bucketHead = new Int32Array(GAP_BUCKETS);
   private next: Int32Array | undefined;
   private readonly bucketMass = new Float64Array(GAP_BUCKETS);
@@ -109,48 +108,81 @@ class LogitsSampler implements Sampler {
 
   private choose(logits: Float32Array, size: number): number {
     if (this.temperature === 0 || this.topK === 1) return argmax(logits, size);
-    const max = logits[argmax(logits, size)];
+    const topK = this.topK > 0 && this.topK < size;
+    const kernel = topK ? undefined : WeighKernel.shared();
+    const max = kernel ? kernel.load(logits, size) : logits[argmax(logits, size)]!;
     // Everything masked: nothing to weigh, fall back to the first id.
     if (max === -Infinity) return 0;
     // An infinite logit holds all the probability.
     if (max === Infinity) return argmax(logits, size);
-    if (this.topK > 0 && this.topK < size) {
+    if (!kernel) {
       const candidates = topKIndices(logits, size, this.topK);
       const weights = candidates.map((i) => Math.exp((logits[i] - max) / this.temperature));
       return this.draw(candidates, weights, this.topP);
     }
-    return this.nucleus(logits, size, max);
+    return this.nucleus(kernel, logits, size, max);
   }
 
   /**
-   * Temperature and top-p without a sort. Each logit falls into one of 4,096 buckets by its
-   * distance below the best (temperedWeight); buckets are ordered by weight, so the nucleus is
+   * Temperature and top-p without a sort. One pass (WeighKernel, WebAssembly SIMD) weighs every
+   * logit by its distance below the best, sums the total and gathers the tokens less than 16 x
+   * temperature below the best. With top_p
+   * 1 the whole vocabulary is the nucleus, so the draw walks the weights in id order and needs no
+   * ranking. Otherwise the nucleus is the fewest best tokens holding top_p of the total: when the
+   * gathered tokens hold that much (they rank above every other token), only they are ranked;
+   * when not (a long flat tail), every token with a weight is gathered again. Ranking puts each
+   * into one of 4,096 buckets by its distance; buckets are ordered by weight, so the nucleus is
    * every bucket above the one where the mass is reached plus the fewest best of that one bucket,
-   * the exact nucleus. The pass over the vocabulary only sums each bucket's mass and links its
-   * members; weights are computed again for the few tokens of the buckets the draw looks into.
+   * the exact nucleus.
    */
-  private nucleus(logits: Float32Array, size: number, max: number): number {
-    const weights = (this.weights ??= new Float64Array(this.vocabSize));
+  private nucleus(kernel: WeighKernel, logits: Float32Array, size: number, max: number): number {
+    const inverse = 1 / this.temperature;
+    const { total, nearCount, nearMass } = kernel.weigh(max, inverse);
+    const { weights, near } = kernel;
+    if (this.topP >= 1) return this.drawInOrder(weights, size, total);
+    const needed = this.topP * total;
+    const count = nearMass >= needed ? nearCount : gatherWeighted(weights, size, near);
+    return this.drawFromNucleus(logits, max, inverse, weights, near, count, needed);
+  }
+
+  /** Top-p 1: a draw over the whole vocabulary, by cumulative weight in id order. */
+  private drawInOrder(weights: Float64Array, size: number, total: number): number {
+    let r = this.random() * total;
+    let drawn = 0;
+    for (let i = 0; i < size; i++) {
+      const weight = weights[i]!;
+      if (weight > 0) {
+        drawn = i;
+        r -= weight;
+        if (r < 0) return i;
+      }
+    }
+    return drawn; // rounding left a sliver of mass
+  }
+
+  /** Ranks the `count` tokens in idx by bucket, then draws from the nucleus holding `needed`. */
+  private drawFromNucleus(logits: Float32Array, max: number, inverse: number, weights: Float64Array, idx: Int32Array, count: number, needed: number): number {
     const next = (this.next ??= new Int32Array(this.vocabSize));
-    const idx = (this.scratch ??= new Int32Array(this.vocabSize));
     const head = this.bucketHead.fill(-1);
     const bucketMass = this.bucketMass.fill(0);
-    const inverse = 1 / this.temperature;
-    const total = linkBuckets(logits, size, max, inverse, head, next, bucketMass);
+    let last = 0;
+    for (let j = 0; j < count; j++) {
+      const i = idx[j]!;
+      // The same bucket temperedWeight() took the weight from.
+      const bucket = ((max - logits[i]!) * inverse * BUCKETS_PER_UNIT) | 0;
+      bucketMass[bucket] += weights[i]!;
+      next[i] = head[bucket]!;
+      head[bucket] = i;
+      if (bucket > last) last = bucket;
+    }
     // The boundary bucket: the first whose mass, with every bucket above it, reaches p (at the
     // latest the last one holding any, should rounding leave the sum a hair short).
-    const needed = this.topP * total;
-    let last = GAP_BUCKETS - 1;
-    while (last > 0 && head[last] === -1) last--;
     let above = 0;
     let bucket = 0;
     while (bucket < last && above + bucketMass[bucket]! < needed) above += bucketMass[bucket++]!;
-    let count = 0;
-    for (let i = head[bucket]!; i !== -1; i = next[i]!) {
-      weights[i] = temperedWeight((max - logits[i]!) * inverse);
-      idx[count++] = i;
-    }
-    const kept = selectByMass(weights, idx, count, needed - above);
+    let members = 0;
+    for (let i = head[bucket]!; i !== -1; i = next[i]!) idx[members++] = i;
+    const kept = selectByMass(weights, idx, members, needed - above);
     let boundaryMass = 0;
     for (let j = 0; j < kept; j++) boundaryMass += weights[idx[j]!]!;
     // Draw: the boundary bucket's chosen members first, else a bucket above it by its mass, then
@@ -165,7 +197,7 @@ class LogitsSampler implements Sampler {
     let target = 0;
     while (target < bucket - 1 && r >= bucketMass[target]!) r -= bucketMass[target++]!;
     for (let i = head[target]!; i !== -1; i = next[i]!) {
-      r -= temperedWeight((max - logits[i]!) * inverse);
+      r -= weights[i]!;
       drawn = i;
       if (r < 0) return i;
     }
@@ -191,24 +223,11 @@ class LogitsSampler implements Sampler {
   }
 }
 
-/**
- * nucleus()'s pass over the vocabulary: adds each weight (temperedWeight, inlined) to its bucket's
- * mass and links the token into its bucket's list; returns the total.
- */
-function linkBuckets(logits: Float32Array, size: number, max: number, inverse: number, head: Int32Array, next: Int32Array, bucketMass: Float64Array): number {
-  let total = 0;
-  for (let i = 0; i < size; i++) {
-    const gap = (max - logits[i]!) * inverse;
-    if (gap < MAX_GAP) {
-      const bucket = (gap * BUCKETS_PER_UNIT) | 0;
-      const w = EXP_OF_BUCKET[bucket]! * expOfSmall(gap - bucket / BUCKETS_PER_UNIT);
-      bucketMass[bucket] += w;
-      total += w;
-      next[i] = head[bucket]!;
-      head[bucket] = i;
-    }
-  }
-  return total;
+/** Every id with a weight, to idx[0, count); returns count. */
+function gatherWeighted(weights: Float64Array, size: number, idx: Int32Array): number {
+  let count = 0;
+  for (let i = 0; i < size; i++) if (weights[i]! > 0) idx[count++] = i;
+  return count;
 }
 
 /** Index of the largest logit; the lowest index wins a tie. */
@@ -283,12 +302,19 @@ function selectTopP(weights: ArrayLike<number>, size: number, p: number, scratch
 const MAX_GAP = 64;
 const BUCKETS_PER_UNIT = 64;
 const GAP_BUCKETS = MAX_GAP * BUCKETS_PER_UNIT;
-/** e^-(k/64) for every bucket k. */
-const EXP_OF_BUCKET = Float64Array.from({ length: GAP_BUCKETS + 1 }, (_, k) => Math.exp(-k / BUCKETS_PER_UNIT));
+// weigh-kernel.wat gathers the tokens less than 16 x temperature below the best as it weighs
+// (e^-16 = 1.1e-7 of the best's weight): for a trained model's logits they hold nearly all the
+// mass, so a nucleus short of top_p 1 lies among them and only they are ranked.
+// The kernel computes temperedWeight() operation for operation, with MAX_GAP, BUCKETS_PER_UNIT
+// and these constants written in (1/64 is exact; 1/6 and 1/24 as the float64 nearest them), and
+// its tests hold every weight to this function's, bit for bit.
+const BUCKET_WIDTH = 1 / BUCKETS_PER_UNIT;
+const SIXTH = 1 / 6;
+const TWENTY_FOURTH = 1 / 24;
 
 /** e^-r for 0 <= r < 1/64: four terms of its series, within 1e-11 relative (the next term is r^5/120). */
 function expOfSmall(r: number): number {
-  return 1 - r * (1 - r * (0.5 - r * (1 / 6 - r / 24)));
+  return 1 - r * (1 - r * (0.5 - r * (SIXTH - r * TWENTY_FOURTH)));
 }
 
 /**
@@ -300,7 +326,7 @@ function expOfSmall(r: number): number {
 export function temperedWeight(gap: number): number {
   if (!(gap < MAX_GAP)) return 0;
   const bucket = (gap * BUCKETS_PER_UNIT) | 0;
-  return EXP_OF_BUCKET[bucket]! * expOfSmall(gap - bucket / BUCKETS_PER_UNIT);
+  return EXP_OF_BUCKET[bucket]! * expOfSmall(gap - bucket * BUCKET_WIDTH);
 }
 
 /**
