@@ -7,8 +7,8 @@ import type { BenchCase, CaseResult, PairedResult } from './engine-worker.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 
-export async function runCase(spec: BenchCase): Promise<CaseResult>;
 export async function runCase(spec: BenchCase & { paired: true }): Promise<PairedResult>;
+export async function runCase(spec: BenchCase): Promise<CaseResult>;
 export async function runCase(spec: BenchCase & { paired?: boolean }): Promise<CaseResult | PairedResult> {
   const worker = path.join(ROOT, 'bench', 'engine-worker.ts');
   const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', worker, JSON.stringify(spec)], {

@@ -171,7 +171,7 @@ async function main(): Promise<void> {
 
 /** The qwen0.5b section (bench/engine-optimized.ts): published-style q4 vs optimized ONNX, with the bandwidth floor. */
 async function qwenMain(): Promise<void> {
-  const { rows, bandwidth, markdown } = await runOptimizedSection({
+  const { rows, paired, bandwidth, markdown } = await runOptimizedSection({
     modelsDir: MODELS,
     promptIds,
     promptTokens: PROMPT_TOKENS,
@@ -182,7 +182,7 @@ async function qwenMain(): Promise<void> {
   await mkdir(path.join(ROOT, 'bench', 'results'), { recursive: true });
   await writeFile(
     path.join(ROOT, 'bench', 'results', 'engine-qwen0.5b.json'),
-    `${JSON.stringify({ date: new Date().toISOString(), promptTokens: PROMPT_TOKENS, newTokens: NEW_TOKENS, threads: THREADS, bandwidthBytesPerSecond: bandwidth, rows }, null, 2)}\n`,
+    `${JSON.stringify({ date: new Date().toISOString(), promptTokens: PROMPT_TOKENS, newTokens: NEW_TOKENS, threads: THREADS, bandwidthBytesPerSecond: bandwidth, rows, paired }, null, 2)}\n`,
   );
   console.log(markdown);
 }
