@@ -1,5 +1,6 @@
 // One engine benchmark case in its own process, so peak RSS belongs to that runner alone.
 // Prints one JSON line: time to first token, decode rate and peak RSS. Run by bench/engine.ts.
+import { fileURLToPath } from 'node:url';
 import ort from 'onnxruntime-node';
 import type { InferenceSession, Tensor } from 'onnxruntime-node';
 import { generate, loadModel } from '../src/engine/index.js';
@@ -69,7 +70,7 @@ async function main(): Promise<void> {
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
 
-type RunOnce = (newTokens: number) => Promise<RunTiming>;
+export type RunOnce = (newTokens: number) => Promise<RunTiming>;
 
 async function prepare(spec: BenchCase): Promise<RunOnce> {
   if (spec.runner === 'aigw') return prepareAigw(spec);
@@ -77,7 +78,7 @@ async function prepare(spec: BenchCase): Promise<RunOnce> {
   return prepareFloor(spec);
 }
 
-async function prepareAigw(spec: BenchCase): Promise<RunOnce> {
+export async function prepareAigw(spec: BenchCase): Promise<RunOnce> {
   const model = await loadModel(spec.modelDir, { threads: spec.threads });
   const sampling = spec.mode === 'greedy' ? { temperature: 0 } : { ...SAMPLING, seed: 1 };
   return async (newTokens) => {
@@ -175,9 +176,9 @@ function timing(start: number, stamps: number[], expected: number): RunTiming {
   return { ttftMs: stamps[0]! - start, msPerToken: (stamps.at(-1)! - stamps[0]!) / (stamps.length - 1) };
 }
 
-function median(values: number[]): number {
+export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.floor(sorted.length / 2)]!;
 }
 
-await main();
+if (process.argv[1] === fileURLToPath(import.meta.url)) await main();

@@ -190,10 +190,10 @@ async function qwenMain(): Promise<void> {
 /** The GGUF section (bench/gguf-peer.ts): llama.cpp and aigw on the same weights as GGUF Q4_0. */
 async function ggufMain(): Promise<void> {
   const settings = { promptTokens: PROMPT_TOKENS, newTokens: NEW_TOKENS, threads: THREADS, repeats: REPEATS };
-  const rows = await ggufPeerRows(settings);
+  const result = await ggufPeerRows(settings);
   await mkdir(path.join(ROOT, 'bench', 'results'), { recursive: true });
-  await writeFile(path.join(ROOT, 'bench', 'results', 'engine-gguf.json'), `${JSON.stringify({ date: new Date().toISOString(), ...settings, rows }, null, 2)}\n`);
-  console.log(ggufPeerTable(rows, settings));
+  await writeFile(path.join(ROOT, 'bench', 'results', 'engine-gguf.json'), `${JSON.stringify({ date: new Date().toISOString(), ...settings, ...result }, null, 2)}\n`);
+  console.log(ggufPeerTable(result, settings));
 }
 
 function argument(name: string): string | undefined {

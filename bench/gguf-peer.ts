@@ -15,6 +15,7 @@ import { byteLevelVocab } from '../tools/model-builder/gguf-vocab.js';
 import { writeGgufModel } from '../tools/model-builder/gguf-writer.js';
 import { presetShape } from '../tools/model-builder/presets.js';
 import type { BenchCase, CaseResult, Mode } from './engine-worker.js';
+import type { GgufPairedCase, GgufPairedResult } from './gguf-paired-worker.js';
 import type { LlamaCppCase } from './llama-cpp-worker.js';
 import { pathExists } from '../src/models/package-files.js';
 
@@ -54,12 +55,12 @@ async function ensureGgufModels(): Promise<{ gguf: string; imported: string; fp3
   return { gguf, imported, fp32 };
 }
 
-async function runWorker(worker: string, spec: unknown): Promise<CaseResult> {
+async function runWorker<Result = CaseResult>(worker: string, spec: unknown): Promise<Result> {
   const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench', worker), JSON.stringify(spec)], {
     cwd: ROOT,
     maxBuffer: 1 << 20,
   });
-  return JSON.parse(stdout.trim().split('\n').at(-1)!) as CaseResult;
+  return JSON.parse(stdout.trim().split('\n').at(-1)!) as Result;
 }
 
 const PROCESSES = 2;
@@ -70,13 +71,18 @@ function averaged(results: CaseResult[]): CaseResult {
   return { ttftMs: mean((r) => r.ttftMs), msPerToken, decodeTokensPerSecond: 1000 / msPerToken, peakRssMb: Math.max(...results.map((r) => r.peakRssMb)) };
 }
 
-export async function ggufPeerRows(settings: GgufPeerSettings): Promise<GgufPeerRow[]> {
+export interface GgufPairedRow extends GgufPairedResult {
+  mode: Mode;
+}
+
+export async function ggufPeerRows(settings: GgufPeerSettings): Promise<{ rows: GgufPeerRow[]; paired: GgufPairedRow[] }> {
   const { gguf, imported, fp32 } = await ensureGgufModels();
   const tokenizer = await loadTokenizer(imported);
   const ids: number[] = [];
   while (ids.length < settings.promptTokens) ids.push(...tokenizer.encode('The city library opens at nine in the morning and closes at six in the evening. '));
   const promptIds = ids.slice(0, settings.promptTokens);
   const rows: GgufPeerRow[] = [];
+  const paired: GgufPairedRow[] = [];
   for (const mode of ['greedy', 'sampling'] as const) {
     const llamaCase: LlamaCppCase = { gguf, mode, promptIds, newTokens: settings.newTokens, threads: settings.threads, repeats: settings.repeats };
     const aigwCase: BenchCase = { runner: 'aigw', mode, layout: 'genai', modelDir: imported, promptIds, newTokens: settings.newTokens, threads: settings.threads, repeats: settings.repeats };
@@ -95,11 +101,16 @@ export async function ggufPeerRows(settings: GgufPeerSettings): Promise<GgufPeer
       }
     }
     for (const c of cases) rows.push({ runner: c.runner, mode, ...averaged(results.get(c.runner)!) });
+    console.error(`GGUF Q4_0 ${mode}: llama.cpp and aigw (imported GGUF) alternating in one process ...`);
+    const pairedCase: GgufPairedCase = { llama: { ...llamaCase, repeats: PAIRED_REPEATS }, aigw: { ...aigwCase, repeats: PAIRED_REPEATS } };
+    paired.push({ mode, ...(await runWorker<GgufPairedResult>('gguf-paired-worker.ts', pairedCase)) });
   }
-  return rows;
+  return { rows, paired };
 }
 
-export function ggufPeerTable(rows: GgufPeerRow[], settings: GgufPeerSettings): string {
+const PAIRED_REPEATS = 7;
+
+export function ggufPeerTable({ rows, paired }: { rows: GgufPeerRow[]; paired: GgufPairedRow[] }, settings: GgufPeerSettings): string {
   const lines = [
     '| weights | mode | runner | TTFT ms | decode tok/s | ms/token | peak RSS MB | aigw vs llama.cpp (decode) | aigw vs llama.cpp (TTFT) |',
     '|---|---|---|---:|---:|---:|---:|---:|---:|',
@@ -113,5 +124,17 @@ export function ggufPeerTable(rows: GgufPeerRow[], settings: GgufPeerSettings): 
     );
   }
   lines.push('', `Bench preset weights as GGUF Q4_0; ${settings.promptTokens} prompt tokens, ${settings.newTokens} new tokens, ${settings.threads} threads, median of ${settings.repeats} runs after a warm-up in each of ${PROCESSES} processes per case, averaged. Sampling: temperature 0.7, top_p 0.9. TTFT ratio > 1 means aigw answers first. Imported GGUF: \`aigw models import\` as it comes (genai layout, MatMulNBits accuracy_level 4: int8 activations); fp32 compute: \`--layout optimum --accuracy-level 0\`.`);
+  lines.push(
+    '',
+    '| weights | mode | llama.cpp ms/token | aigw (imported GGUF) ms/token | aigw vs llama.cpp (decode) | llama.cpp TTFT ms | aigw TTFT ms | aigw vs llama.cpp (TTFT) |',
+    '|---|---|---:|---:|---:|---:|---:|---:|',
+    ...paired.map(
+      (p) =>
+        `| GGUF Q4_0 | ${p.mode} | ${p.llamaMsPerToken.toFixed(2)} | ${p.aigwMsPerToken.toFixed(2)} | ${(p.llamaMsPerToken / p.aigwMsPerToken).toFixed(2)}x | ` +
+        `${p.llamaTtftMs.toFixed(1)} | ${p.aigwTtftMs.toFixed(1)} | ${(p.llamaTtftMs / p.aigwTtftMs).toFixed(2)}x |`,
+    ),
+    '',
+    `llama.cpp and aigw alternating run by run in one process, median of ${PAIRED_REPEATS} runs each.`,
+  );
   return lines.join('\n');
 }

@@ -1,7 +1,8 @@
 // llama.cpp (node-llama-cpp's prebuilt CPU binary) decoding a GGUF file in its own process, for
 // the GGUF rows of the engine benchmark. Prints one JSON line like engine-worker.ts's cases.
+import { fileURLToPath } from 'node:url';
 import { LlamaLogLevel, getLlama } from 'node-llama-cpp';
-import type { CaseResult, Mode } from './engine-worker.js';
+import type { CaseResult, Mode, RunTiming } from './engine-worker.js';
 
 export interface LlamaCppCase {
   gguf: string;
@@ -21,8 +22,8 @@ function median(values: number[]): number {
   return sorted[Math.floor(sorted.length / 2)]!;
 }
 
-async function main(): Promise<void> {
-  const spec = JSON.parse(process.argv[2]!) as LlamaCppCase;
+/** llama.cpp loaded and warmed up: run() decodes spec.promptIds plus newTokens once. */
+export async function prepareLlamaCpp(spec: LlamaCppCase): Promise<{ run(newTokens: number): Promise<RunTiming>; dispose(): Promise<void> }> {
   const llama = await getLlama({ gpu: false, build: 'never', progressLogs: false, logLevel: LlamaLogLevel.error });
   const model = await llama.loadModel({ modelPath: spec.gguf });
   // llama.cpp's defaults otherwise (F16 KV cache, its own batch size): the engine as users run it.
@@ -43,6 +44,17 @@ async function main(): Promise<void> {
     return { ttftMs: first - start, msPerToken: (end - first) / (newTokens - 1) };
   };
   await run(8);
+  const dispose = async () => {
+    await context.dispose();
+    await model.dispose();
+    await llama.dispose();
+  };
+  return { run, dispose };
+}
+
+async function main(): Promise<void> {
+  const spec = JSON.parse(process.argv[2]!) as LlamaCppCase;
+  const { run, dispose } = await prepareLlamaCpp(spec);
   const timings = [];
   for (let i = 0; i < spec.repeats; i++) timings.push(await run(spec.newTokens));
   const msPerToken = median(timings.map((t) => t.msPerToken));
@@ -52,10 +64,8 @@ async function main(): Promise<void> {
     decodeTokensPerSecond: 1000 / msPerToken,
     peakRssMb: process.resourceUsage().maxRSS / 1024,
   };
-  await context.dispose();
-  await model.dispose();
-  await llama.dispose();
+  await dispose();
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
 
-await main();
+if (process.argv[1] === fileURLToPath(import.meta.url)) await main();
