@@ -38,8 +38,29 @@ export interface PairedResult {
   floorMsPerToken: number;
 }
 
+/** aigw greedy and sampling alternating in one process: what sampling costs over greedy. */
+export interface ModesResult {
+  greedyMsPerToken: number;
+  samplingMsPerToken: number;
+}
+
 async function main(): Promise<void> {
-  const spec = JSON.parse(process.argv[2]!) as BenchCase & { paired?: boolean };
+  const spec = JSON.parse(process.argv[2]!) as BenchCase & { paired?: true | 'modes' };
+  if (spec.paired === 'modes') {
+    const greedy = await prepareAigw({ ...spec, mode: 'greedy' });
+    const sampling = await prepareAigw({ ...spec, mode: 'sampling' });
+    await greedy(8);
+    await sampling(8);
+    const greedyRuns: number[] = [];
+    const samplingRuns: number[] = [];
+    for (let i = 0; i < spec.repeats; i++) {
+      greedyRuns.push((await greedy(spec.newTokens)).msPerToken);
+      samplingRuns.push((await sampling(spec.newTokens)).msPerToken);
+    }
+    const result: ModesResult = { greedyMsPerToken: median(greedyRuns), samplingMsPerToken: median(samplingRuns) };
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+    return;
+  }
   if (spec.paired) {
     const aigw = await prepareAigw(spec);
     const floor = await prepareFloor(spec);
