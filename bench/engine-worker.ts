@@ -44,35 +44,37 @@ export interface ModesResult {
   samplingMsPerToken: number;
 }
 
+/**
+ * Runs `first` and `second` in turns, `repeats` times each after a warm-up of both, and returns
+ * the median timing of each: run by run in one process, a slow spell of the machine slows both.
+ */
+export async function alternate(first: RunOnce, second: RunOnce, repeats: number, newTokens: number): Promise<[RunTiming, RunTiming]> {
+  await first(8);
+  await second(8);
+  const runs: [RunTiming[], RunTiming[]] = [[], []];
+  for (let i = 0; i < repeats; i++) {
+    runs[0].push(await first(newTokens));
+    runs[1].push(await second(newTokens));
+  }
+  const medians = (timings: RunTiming[]): RunTiming => ({ ttftMs: median(timings.map((t) => t.ttftMs)), msPerToken: median(timings.map((t) => t.msPerToken)) });
+  return [medians(runs[0]), medians(runs[1])];
+}
+
 async function main(): Promise<void> {
   const spec = JSON.parse(process.argv[2]!) as BenchCase & { paired?: true | 'modes' };
   if (spec.paired === 'modes') {
     const greedy = await prepareAigw({ ...spec, mode: 'greedy' });
     const sampling = await prepareAigw({ ...spec, mode: 'sampling' });
-    await greedy(8);
-    await sampling(8);
-    const greedyRuns: number[] = [];
-    const samplingRuns: number[] = [];
-    for (let i = 0; i < spec.repeats; i++) {
-      greedyRuns.push((await greedy(spec.newTokens)).msPerToken);
-      samplingRuns.push((await sampling(spec.newTokens)).msPerToken);
-    }
-    const result: ModesResult = { greedyMsPerToken: median(greedyRuns), samplingMsPerToken: median(samplingRuns) };
+    const [g, s] = await alternate(greedy, sampling, spec.repeats, spec.newTokens);
+    const result: ModesResult = { greedyMsPerToken: g.msPerToken, samplingMsPerToken: s.msPerToken };
     process.stdout.write(`${JSON.stringify(result)}\n`);
     return;
   }
   if (spec.paired) {
-    const aigw = await prepareAigw(spec);
     const floor = await prepareFloor(spec);
-    await aigw(8);
-    await floor(8);
-    const aigwRuns: number[] = [];
-    const floorRuns: number[] = [];
-    for (let i = 0; i < spec.repeats; i++) {
-      floorRuns.push((await floor(spec.newTokens)).msPerToken);
-      aigwRuns.push((await aigw(spec.newTokens)).msPerToken);
-    }
-    const result: PairedResult = { aigwMsPerToken: median(aigwRuns), floorMsPerToken: median(floorRuns) };
+    const aigw = await prepareAigw(spec);
+    const [f, a] = await alternate(floor, aigw, spec.repeats, spec.newTokens);
+    const result: PairedResult = { aigwMsPerToken: a.msPerToken, floorMsPerToken: f.msPerToken };
     process.stdout.write(`${JSON.stringify(result)}\n`);
     return;
   }
