@@ -126,9 +126,8 @@ class LogitsSampler implements Sampler {
   /**
    * Temperature and top-p without a sort. One pass (WeighKernel, WebAssembly SIMD) weighs every
    * logit by its distance below the best, sums the total and gathers the tokens less than 16 x
-   * temperature below the best. With top_p
-   * 1 the whole vocabulary is the nucleus, so the draw walks the weights in id order and needs no
-   * ranking. Otherwise the nucleus is the fewest best tokens holding top_p of the total: when the
+   * temperature below the best. With top_p 1 the whole vocabulary is the nucleus, so the draw
+   * walks the weights in id order and needs no ranking. Otherwise the nucleus is the fewest best tokens holding top_p of the total: when the
    * gathered tokens hold that much (they rank above every other token), only they are ranked;
    * when not (a long flat tail), every token with a weight is gathered again. Ranking puts each
    * into one of 4,096 buckets by its distance; buckets are ordered by weight, so the nucleus is
