@@ -1,6 +1,6 @@
 import { PenaltyState } from './penalty-state.js';
 import { createRandom, type Random } from './random.js';
-import { EXP_OF_BUCKET, WeighKernel } from './weigh-kernel.js';
+import { BUCKETS_PER_UNIT, EXP_OF_BUCKET, GAP_BUCKETS, MAX_GAP, WeighKernel } from './weigh-kernel.js';
 
 export interface SamplingParams {
   /** 0 is greedy; defaults to 1 as in the OpenAI API. */
@@ -127,12 +127,12 @@ class LogitsSampler implements Sampler {
    * Temperature and top-p without a sort. One pass (WeighKernel, WebAssembly SIMD) weighs every
    * logit by its distance below the best, sums the total and gathers the tokens less than 16 x
    * temperature below the best. With top_p 1 the whole vocabulary is the nucleus, so the draw
-   * walks the weights in id order and needs no ranking. Otherwise the nucleus is the fewest best tokens holding top_p of the total: when the
-   * gathered tokens hold that much (they rank above every other token), only they are ranked;
-   * when not (a long flat tail), every token with a weight is gathered again. Ranking puts each
-   * into one of 4,096 buckets by its distance; buckets are ordered by weight, so the nucleus is
-   * every bucket above the one where the mass is reached plus the fewest best of that one bucket,
-   * the exact nucleus.
+   * walks the weights in id order and needs no ranking. Otherwise the nucleus is the fewest best
+   * tokens holding top_p of the total: when the gathered tokens hold that much (they rank above
+   * every other token), only they are ranked; when not (a long flat tail), every token with a
+   * weight is gathered again. Ranking puts each into one of 4,096 buckets by its distance;
+   * buckets are ordered by weight, so the nucleus is every bucket above the one where the mass is
+   * reached plus the fewest best of that one bucket, the exact nucleus.
    */
   private nucleus(kernel: WeighKernel, logits: Float32Array, size: number, max: number): number {
     const inverse = 1 / this.temperature;
@@ -295,18 +295,12 @@ function selectTopP(weights: ArrayLike<number>, size: number, p: number, scratch
   return selectByMass(values, scratch, size, p * total);
 }
 
-// A logit this far (times the temperature) below the best gets weight 0: e^-64 is 1.6e-28 of the
-// best's weight 1, so even a million such tokens together hold less than 2^-53 of the total, which
-// float64 sums cannot see; dropping them changes no sum, no nucleus and no draw.
-const MAX_GAP = 64;
-const BUCKETS_PER_UNIT = 64;
-const GAP_BUCKETS = MAX_GAP * BUCKETS_PER_UNIT;
 // weigh-kernel.wat gathers the tokens less than 16 x temperature below the best as it weighs
 // (e^-16 = 1.1e-7 of the best's weight): for a trained model's logits they hold nearly all the
 // mass, so a nucleus short of top_p 1 lies among them and only they are ranked.
 // The kernel computes temperedWeight() operation for operation, with MAX_GAP, BUCKETS_PER_UNIT
-// and these constants written in (1/64 is exact; 1/6 and 1/24 as the float64 nearest them), and
-// its tests hold every weight to this function's, bit for bit.
+// (weigh-kernel.ts) and these constants written in (1/64 is exact; 1/6 and 1/24 as the float64
+// nearest them), and its tests hold every weight to this function's, bit for bit.
 const BUCKET_WIDTH = 1 / BUCKETS_PER_UNIT;
 const SIXTH = 1 / 6;
 const TWENTY_FOURTH = 1 / 24;

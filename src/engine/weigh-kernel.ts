@@ -17,7 +17,6 @@ export class WeighKernel {
     return (WeighKernel.instance ??= new WeighKernel());
   }
 
-  private readonly memory: KernelExports['memory'];
   private readonly exports: KernelExports;
   private capacity = 0;
   private size = 0;
@@ -27,14 +26,13 @@ export class WeighKernel {
   private logitsView = new Float32Array(0);
   /** weights[i]: token i's weight from the last weigh(); 0 beyond 64 x temperature below the best. */
   weights = new Float64Array(0);
-  /** near[0, count): the ids weigh() found within NEAR_GAP of the best, in id order; free to overwrite. */
+  /** near[0, count): the ids weigh() found less than 16 x temperature below the best, in id order; free to overwrite. */
   near = new Int32Array(0);
 
   private constructor() {
     const module = new wasm.Module(Buffer.from(WEIGH_KERNEL_WASM, 'base64'));
     this.exports = new wasm.Instance(module).exports as KernelExports;
-    this.memory = this.exports.memory;
-    new Float64Array(this.memory.buffer, 0, EXP_TABLE_LENGTH).set(EXP_OF_BUCKET);
+    new Float64Array(this.exports.memory.buffer, 0, EXP_OF_BUCKET.length).set(EXP_OF_BUCKET);
   }
 
   /** Copies logits[0, size) in and returns the largest, NaN passed over (-Infinity if none). */
@@ -58,16 +56,17 @@ export class WeighKernel {
     if (size <= this.capacity) return;
     // Room for the pad; 16-byte alignment for the SIMD loads and stores.
     const slots = size + 2;
-    this.logitsAt = align16(EXP_TABLE_LENGTH * 8);
+    this.logitsAt = align16(EXP_OF_BUCKET.length * 8);
     this.weightsAt = align16(this.logitsAt + 4 * slots);
     this.nearAt = align16(this.weightsAt + 8 * slots);
     const bytes = this.nearAt + 4 * slots;
-    const pages = Math.ceil(bytes / 65536) - this.memory.buffer.byteLength / 65536;
-    if (pages > 0) this.memory.grow(pages);
+    const { memory } = this.exports;
+    const pages = Math.ceil(bytes / 65536) - memory.buffer.byteLength / 65536;
+    if (pages > 0) memory.grow(pages);
     // Growing detaches the old views; these are made after it.
-    this.logitsView = new Float32Array(this.memory.buffer, this.logitsAt, slots);
-    this.weights = new Float64Array(this.memory.buffer, this.weightsAt, slots);
-    this.near = new Int32Array(this.memory.buffer, this.nearAt, slots);
+    this.logitsView = new Float32Array(memory.buffer, this.logitsAt, slots);
+    this.weights = new Float64Array(memory.buffer, this.weightsAt, slots);
+    this.near = new Int32Array(memory.buffer, this.nearAt, slots);
     this.capacity = size;
   }
 }
@@ -84,8 +83,14 @@ interface KernelExports {
   weigh(logits: number, weights: number, near: number, size: number, best: number, inverse: number): number;
 }
 
+// A logit this far (times the temperature) below the best gets weight 0: e^-64 is 1.6e-28 of the
+// best's weight 1, so even a million such tokens together hold less than 2^-53 of the total, which
+// float64 sums cannot see; dropping them changes no sum, no nucleus and no draw. weigh-kernel.wat
+// has these two numbers written in; its tests hold its weights to temperedWeight()'s.
+export const MAX_GAP = 64;
+export const BUCKETS_PER_UNIT = 64;
+export const GAP_BUCKETS = MAX_GAP * BUCKETS_PER_UNIT;
 /** e^-(k/64) for every bucket k = 0..4096, the table temperedWeight() and the kernel share. */
-export const EXP_OF_BUCKET = Float64Array.from({ length: 4097 }, (_, k) => Math.exp(-k / 64));
-const EXP_TABLE_LENGTH = EXP_OF_BUCKET.length;
+export const EXP_OF_BUCKET = Float64Array.from({ length: GAP_BUCKETS + 1 }, (_, k) => Math.exp(-k / BUCKETS_PER_UNIT));
 
 const align16 = (offset: number) => (offset + 15) & ~15;
