@@ -178,8 +178,26 @@ function referenceWeight(weights: LlamaWeights, name: string): Float32Array {
     gate_proj: layer.gateProj,
     up_proj: layer.upProj,
     down_proj: layer.downProj,
+    // The genai layout packs projections of one input into one product, their columns side by side.
+    qkv_proj: sideBySide([layer.qProj, layer.kProj, layer.vProj], SHAPE.hiddenSize),
+    gate_up_proj: sideBySide([layer.gateProj, layer.upProj], SHAPE.hiddenSize),
   };
   return byName[match[2]];
+}
+
+/** Row-major [k, n1], [k, n2], ... as one row-major [k, n1 + n2 + ...]. */
+function sideBySide(parts: Float32Array[], k: number): Float32Array {
+  const widths = parts.map((p) => p.length / k);
+  const n = widths.reduce((a, b) => a + b, 0);
+  const out = new Float32Array(k * n);
+  for (let row = 0; row < k; row++) {
+    let column = 0;
+    parts.forEach((p, i) => {
+      for (let c = 0; c < widths[i]; c++) out[row * n + column + c] = p[row * widths[i] + c];
+      column += widths[i];
+    });
+  }
+  return out;
 }
 
 describe('seeded weights', () => {
@@ -555,7 +573,8 @@ describe('built tiny packages in onnxruntime', () => {
           attrs: new Map((n.attribute ?? []).map((a) => [a.name, Number(a.i)])),
         }));
         const nbits = nodes.filter((n) => n.opType === 'MatMulNBits');
-        expect(nbits).toHaveLength(7 * LAYERS + 1);
+        // Seven projections a layer and lm_head; genai packs q/k/v and gate/up into one product each.
+        expect(nbits).toHaveLength((layout === 'genai' ? 4 : 7) * LAYERS + 1);
         // No fp32 weight matrix left: plain MatMuls only multiply activations (attention scores in optimum).
         for (const n of nodes.filter((x) => x.opType === 'MatMul')) expect(n.input.some((i) => initializers.has(i))).toBe(false);
         const embedding = initializers.get('model.embed_tokens.weight')!;

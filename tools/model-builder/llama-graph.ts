@@ -150,6 +150,18 @@ class LlamaGraph {
     });
   }
 
+  /**
+   * One x @ [W1 | W2 | ...] for projections of the same input, whose outputs lie side by side
+   * (columns of the parts in order); undefined when the parts can't be one matrix (different bits).
+   */
+  linearPacked(x: string, name: string, parts: readonly { weight: LinearWeight; n: number; bias?: Float32Array }[], k: number): string | undefined {
+    const packed = packColumns(parts, k);
+    if (packed === undefined) return undefined;
+    const n = parts.reduce((sum, p) => sum + p.n, 0);
+    const biases = parts.some((p) => p.bias) ? concatFloats(parts.map((p) => p.bias ?? new Float32Array(p.n))) : undefined;
+    return this.linear(x, name, packed, k, n, biases);
+  }
+
   rmsNorm(x: string, name: string, weight: Float32Array): string {
     const g = this.g;
     return g.scope(name, () => {
@@ -160,12 +172,17 @@ class LlamaGraph {
     });
   }
 
-  mlp(x: string, prefix: string, layer: GraphLayerWeights): string {
+  /** packGateUp: one product for gate and up, split after (fewer, larger products: faster decoding). */
+  mlp(x: string, prefix: string, layer: GraphLayerWeights, packGateUp = false): string {
     const g = this.g;
     const { hiddenSize: e, intermediateSize: inter } = this.shape;
     return g.scope('mlp', () => {
-      const gate = this.linear(x, `${prefix}.mlp.gate_proj`, layer.gateProj, e, inter);
-      const up = this.linear(x, `${prefix}.mlp.up_proj`, layer.upProj, e, inter);
+      const gateUp = packGateUp
+        ? this.linearPacked(x, `${prefix}.mlp.gate_up_proj`, [{ weight: layer.gateProj, n: inter }, { weight: layer.upProj, n: inter }], e)
+        : undefined;
+      const [gate, up] = gateUp !== undefined
+        ? g.op('Split', [gateUp], { attrs: [attrInt('axis', -1)], outputs: 2 })
+        : [this.linear(x, `${prefix}.mlp.gate_proj`, layer.gateProj, e, inter), this.linear(x, `${prefix}.mlp.up_proj`, layer.upProj, e, inter)];
       const silu = g.op1('Mul', [gate, g.op1('Sigmoid', [gate])]);
       return this.linear(g.op1('Mul', [silu, up]), `${prefix}.mlp.down_proj`, layer.downProj, inter, e);
     });
@@ -221,6 +238,56 @@ class LlamaGraph {
       }
     }
   }
+}
+
+/** [k, n1] | [k, n2] | ... as one [k, n1+n2+...] weight, float or quantized alike; undefined for a mix. */
+function packColumns(parts: readonly { weight: LinearWeight; n: number }[], k: number): LinearWeight | undefined {
+  const weights = parts.map((p) => p.weight);
+  if (weights.every((w): w is Float32Array => w instanceof Float32Array)) {
+    const n = parts.reduce((sum, p) => sum + p.n, 0);
+    const out = new Float32Array(k * n);
+    for (let row = 0; row < k; row++) {
+      let column = row * n;
+      for (const [i, w] of weights.entries()) {
+        const width = parts[i]!.n;
+        out.set(w.subarray(row * width, (row + 1) * width), column);
+        column += width;
+      }
+    }
+    return out;
+  }
+  const quantized = weights.filter((w): w is QuantizedMatrix => !(w instanceof Float32Array));
+  const first = quantized[0]!;
+  if (quantized.length !== weights.length || quantized.some((q) => q.bits !== first.bits || q.blockSize !== first.blockSize || q.k !== k)) return undefined;
+  // MatMulNBits stores column by column, so the parts' bytes and scales simply follow each other.
+  return {
+    k,
+    n: quantized.reduce((sum, q) => sum + q.n, 0),
+    bits: first.bits,
+    blockSize: first.blockSize,
+    data: concatBytes(quantized.map((q) => q.data)),
+    scales: concatFloats(quantized.map((q) => q.scales)),
+  };
+}
+
+function concatFloats(parts: readonly Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((sum, p) => sum + p.length, 0));
+  let offset = 0;
+  for (const p of parts) {
+    out.set(p, offset);
+    offset += p.length;
+  }
+  return out;
+}
+
+function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((sum, p) => sum + p.length, 0));
+  let offset = 0;
+  for (const p of parts) {
+    out.set(p, offset);
+    offset += p.length;
+  }
+  return out;
 }
 
 function buildOptimum(lg: LlamaGraph, shape: LlamaShape, weights: GraphWeightSource): void {
@@ -356,16 +423,43 @@ function buildGenai(lg: LlamaGraph, shape: LlamaShape, weights: GraphWeightSourc
     return g.op1('Reshape', [g.op1('Expand', [heads, g.int64([1, 1, kv, h / kv, d])]), g.int64([0, 0, h * d])]);
   };
 
-  let x = lg.embed();
+  // The residual stream as onnxruntime-genai's builder writes it: each residual Add fused with the
+  // RMSNorm after it (SkipSimplifiedLayerNormalization, whose 4th output is the sum), one node where
+  // the plain graph has two and onnxruntime's fusion leaves them apart (the sum has two consumers).
+  let residual = lg.embed();
+  let pending: string | undefined; // the last layer's MLP output, not yet added to the residual
+  const addAndNorm = (delta: string | undefined, name: string, weight: Float32Array): string => {
+    if (delta === undefined) return lg.rmsNorm(residual, name, weight);
+    const [normed, , , sum] = g.op('SkipSimplifiedLayerNormalization', [delta, residual, g.weight(`${name}.weight`, [e], weight)], {
+      domain: 'com.microsoft',
+      outputs: [g.fresh('SkipSimplifiedLayerNormalization_out'), '', '', g.fresh('residual')],
+      attrs: [attrFloat('epsilon', shape.rmsNormEps)],
+    });
+    residual = sum!;
+    return normed!;
+  };
   for (let i = 0; i < shape.numLayers; i++) {
     const layer = weights.layer(i);
     const prefix = `model.layers.${i}`;
-    x = g.scope(`layers.${i}`, () => {
-      const normed = lg.rmsNorm(x, `${prefix}.input_layernorm`, layer.inputNorm);
+    pending = g.scope(`layers.${i}`, () => {
+      const normed = addAndNorm(pending, `${prefix}.input_layernorm`, layer.inputNorm);
       const attention = g.scope('attn', () => {
-        const q = lg.linear(normed, `${prefix}.self_attn.q_proj`, layer.qProj, e, h * d, layer.qBias);
-        const k = lg.linear(normed, `${prefix}.self_attn.k_proj`, layer.kProj, e, kv * d, layer.kBias);
-        const v = lg.linear(normed, `${prefix}.self_attn.v_proj`, layer.vProj, e, kv * d, layer.vBias);
+        // GroupQueryAttention takes q, k and v packed in one tensor (key and value left empty), so one
+        // product serves all three, as onnxruntime-genai's builder writes it.
+        const qkv = mha
+          ? undefined
+          : lg.linearPacked(normed, `${prefix}.self_attn.qkv_proj`, [
+              { weight: layer.qProj, n: h * d, bias: layer.qBias },
+              { weight: layer.kProj, n: kv * d, bias: layer.kBias },
+              { weight: layer.vProj, n: kv * d, bias: layer.vBias },
+            ], e);
+        const [q, k, v] = qkv !== undefined
+          ? [qkv, '', '']
+          : [
+              lg.linear(normed, `${prefix}.self_attn.q_proj`, layer.qProj, e, h * d, layer.qBias),
+              lg.linear(normed, `${prefix}.self_attn.k_proj`, layer.kProj, e, kv * d, layer.kBias),
+              lg.linear(normed, `${prefix}.self_attn.v_proj`, layer.vProj, e, kv * d, layer.vBias),
+            ];
         const past = [`past_key_values.${i}.key`, `past_key_values.${i}.value`];
         const present = [`present.${i}.key`, `present.${i}.value`];
         const [context] = mha
@@ -388,12 +482,11 @@ function buildGenai(lg: LlamaGraph, shape: LlamaShape, weights: GraphWeightSourc
             });
         return lg.linear(context, `${prefix}.self_attn.o_proj`, layer.oProj, h * d, e);
       });
-      const afterAttention = g.op1('Add', [x, attention]);
-      const normed2 = lg.rmsNorm(afterAttention, `${prefix}.post_attention_layernorm`, layer.postAttentionNorm);
-      return g.op1('Add', [afterAttention, lg.mlp(normed2, prefix, layer)]);
+      return lg.mlp(addAndNorm(attention, `${prefix}.post_attention_layernorm`, layer.postAttentionNorm), prefix, layer, true);
     });
   }
-  lg.head(x);
+  // One plain Add at the end: the head keeps only the last position before its norm.
+  lg.head(pending === undefined ? residual : g.op1('Add', [residual, pending]));
 }
 
 /**
