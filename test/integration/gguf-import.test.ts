@@ -99,21 +99,19 @@ describe('the package', () => {
     const genai = JSON.parse(await readFile(path.join(byDefault, 'genai_config.json'), 'utf8'));
     expect(genai.search.past_present_share_buffer).toBe(true);
     const shape = presetShape('tiny');
-    // Every matrix of every layer, and lm_head: q/k/v packed into one product and gate/up into
-    // another, as onnxruntime-genai's builder writes them; each residual add fused with the norm
-    // after it, but for the last, which the head's norm takes after keeping the last position.
+    // Every matrix of every layer, and lm_head, with q/k/v packed into one product as
+    // onnxruntime-genai's builder writes them; each residual add fused with the norm after it, but
+    // for the last, which the head's norm takes after keeping the last position.
     expect(await accuracyLevels(byDefault, 'model.onnx')).toEqual({
       levels: [4],
-      matmuls: shape.numLayers * 4 + 1,
+      matmuls: shape.numLayers * 5 + 1,
       attention: shape.numLayers,
       fusedResidualNorms: shape.numLayers * 2 - 1,
     });
-    // Q4_K_M keeps attn_v in Q6_K (int8 here) beside int4 q and k: products of different bits stay
-    // three, while gate and up (both Q4_K) still pack into one.
+    // Q4_K_M keeps attn_v in Q6_K (int8 here) beside int4 q and k: products of different bits stay three.
     const mixed = await readOnnxModel(path.join(await files.imported({ ...options, fileType: 'Q4_K_M' }), 'model.onnx'));
     const bitsOf = (name: RegExp) => mixed.model.graph!.node!.filter((n) => n.opType === 'MatMulNBits' && name.test(n.input![1]!)).map((n) => Number(n.attribute!.find((a) => a.name === 'bits')!.i));
     expect(bitsOf(/^model\.layers\.0\.self_attn\.[qkv]_proj\./)).toEqual([4, 4, 8]);
-    expect(bitsOf(/^model\.layers\.0\.mlp\.gate_up_proj\./)).toEqual([4]);
     const asBefore = await files.imported(options, { layout: 'optimum', accuracyLevel: 0 });
     expect(await accuracyLevels(asBefore, 'onnx/model.onnx')).toMatchObject({ levels: [0], attention: 0 });
   });

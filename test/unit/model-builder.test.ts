@@ -178,9 +178,8 @@ function referenceWeight(weights: LlamaWeights, name: string): Float32Array {
     gate_proj: layer.gateProj,
     up_proj: layer.upProj,
     down_proj: layer.downProj,
-    // The genai layout packs projections of one input into one product, their columns side by side.
+    // The genai layout packs q, k and v into one product, their columns side by side.
     qkv_proj: sideBySide([layer.qProj, layer.kProj, layer.vProj], SHAPE.hiddenSize),
-    gate_up_proj: sideBySide([layer.gateProj, layer.upProj], SHAPE.hiddenSize),
   };
   return byName[match[2]];
 }
@@ -573,8 +572,8 @@ describe('built tiny packages in onnxruntime', () => {
           attrs: new Map((n.attribute ?? []).map((a) => [a.name, Number(a.i)])),
         }));
         const nbits = nodes.filter((n) => n.opType === 'MatMulNBits');
-        // Seven projections a layer and lm_head; genai packs q/k/v and gate/up into one product each.
-        expect(nbits).toHaveLength((layout === 'genai' ? 4 : 7) * LAYERS + 1);
+        // Seven projections a layer and lm_head; genai packs q/k/v into one product.
+        expect(nbits).toHaveLength((layout === 'genai' ? 5 : 7) * LAYERS + 1);
         // No fp32 weight matrix left: plain MatMuls only multiply activations (attention scores in optimum).
         for (const n of nodes.filter((x) => x.opType === 'MatMul')) expect(n.input.some((i) => initializers.has(i))).toBe(false);
         const embedding = initializers.get('model.embed_tokens.weight')!;
