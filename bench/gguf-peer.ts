@@ -108,7 +108,7 @@ export async function ggufPeerRows(settings: GgufPeerSettings): Promise<{ rows: 
   return { rows, paired };
 }
 
-const PAIRED_REPEATS = 7;
+const PAIRED_REPEATS = 11;
 
 export function ggufPeerTable({ rows, paired }: { rows: GgufPeerRow[]; paired: GgufPairedRow[] }, settings: GgufPeerSettings): string {
   const lines = [

@@ -4,7 +4,7 @@ import { WEIGH_KERNEL_WASM } from './weigh-kernel-wasm.js';
  * The sampler's pass over the vocabulary in WebAssembly SIMD (weigh-kernel.wat): the best logit,
  * then every token's weight, the total and the ids near the best. JavaScript cannot use SIMD, and
  * this pass is most of a draw's cost at a 152k vocabulary: the same pass in JavaScript measured
- * about 1.8 ms a draw there, the kernel about 1.1 ms, with the same weights bit for bit.
+ * about 1.8 ms a draw there, the kernel about 0.8 ms, with the same weights bit for bit.
  *
  * One kernel serves every sampler of the process: a draw uses it from start to end without
  * yielding, so draws never interleave. The arrays it returns are views into its memory, valid

@@ -45,7 +45,7 @@
       (param $best f64) (param $inverse f64) (result f64)
     (local $i i32) (local $count i32)
     (local $bestLanes v128) (local $inverseLanes v128)
-    (local $gap v128) (local $clamped v128) (local $bucket v128) (local $r v128) (local $w v128)
+    (local $gap v128) (local $clamped v128) (local $k v128) (local $bucket v128) (local $r v128) (local $w v128)
     (local $isNear v128) (local $total v128) (local $nearTotal v128)
     (local.set $bestLanes (f64x2.splat (local.get $best)))
     (local.set $inverseLanes (f64x2.splat (local.get $inverse)))
@@ -57,18 +57,20 @@
             (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $logits) (i32.shl (local.get $i) (i32.const 2))))))
           (local.get $inverseLanes)))
         ;; Clamped to 64 (bucket 4096, the table's last entry) so that a far, infinite or NaN gap
-        ;; still reads inside the table; its weight is masked to 0 below.
-        (local.set $clamped (f64x2.min (local.get $gap) (v128.const f64x2 64 64)))
-        (local.set $bucket (i32x4.trunc_sat_f64x2_s_zero (f64x2.mul (local.get $clamped) (v128.const f64x2 64 64))))
+        ;; still reads inside the table; its weight is masked to 0 below. pmin(64, gap) is
+        ;; gap < 64 ? gap : 64, so a NaN gap becomes 64 too (one instruction, where min is several).
+        (local.set $clamped (f64x2.pmin (v128.const f64x2 64 64) (local.get $gap)))
+        (local.set $k (f64x2.floor (f64x2.mul (local.get $clamped) (v128.const f64x2 64 64))))
+        ;; k + 2^52 holds k (0..4096) in its low mantissa bits: the table index as lanes 0 and 2 of
+        ;; the i32x4 view, without a float-to-int conversion (several instructions on x64).
+        (local.set $bucket (f64x2.add (local.get $k) (v128.const f64x2 0x1p52 0x1p52)))
         ;; r = gap - k * (1/64), exact as in temperedWeight.
-        (local.set $r (f64x2.sub (local.get $clamped)
-          (f64x2.mul (f64x2.convert_low_i32x4_s (local.get $bucket)) (v128.const f64x2 0.015625 0.015625))))
+        (local.set $r (f64x2.sub (local.get $clamped) (f64x2.mul (local.get $k) (v128.const f64x2 0.015625 0.015625))))
         ;; table[k] * (1 - r * (1 - r * (0.5 - r * (SIXTH - r * TWENTY_FOURTH)))), with SIXTH and
         ;; TWENTY_FOURTH the float64 nearest 1/6 and 1/24, as written in sampler.ts.
         (local.set $w (f64x2.mul
-          (f64x2.replace_lane 1
-            (f64x2.splat (f64.load (i32.shl (i32x4.extract_lane 0 (local.get $bucket)) (i32.const 3))))
-            (f64.load (i32.shl (i32x4.extract_lane 1 (local.get $bucket)) (i32.const 3))))
+          (v128.load64_lane 1 (i32.shl (i32x4.extract_lane 2 (local.get $bucket)) (i32.const 3))
+            (v128.load64_zero (i32.shl (i32x4.extract_lane 0 (local.get $bucket)) (i32.const 3))))
           (f64x2.sub (v128.const f64x2 1 1) (f64x2.mul (local.get $r)
           (f64x2.sub (v128.const f64x2 1 1) (f64x2.mul (local.get $r)
           (f64x2.sub (v128.const f64x2 0.5 0.5) (f64x2.mul (local.get $r)
