@@ -4,6 +4,9 @@ import { fileURLToPath } from 'node:url';
 import ort from 'onnxruntime-node';
 import type { InferenceSession, Tensor } from 'onnxruntime-node';
 import { generate, loadModel } from '../src/engine/index.js';
+import { alternate, median, type RunOnce, type RunTiming } from './alternate.js';
+
+export type { RunOnce, RunTiming };
 
 export type Runner = 'aigw' | 'transformers.js' | 'floor';
 export type Mode = 'greedy' | 'sampling';
@@ -17,12 +20,6 @@ export interface BenchCase {
   newTokens: number;
   threads: number;
   repeats: number;
-}
-
-export interface RunTiming {
-  ttftMs: number;
-  /** Decode time per token after the first one. */
-  msPerToken: number;
 }
 
 export interface CaseResult extends RunTiming {
@@ -42,22 +39,6 @@ export interface PairedResult {
 export interface ModesResult {
   greedyMsPerToken: number;
   samplingMsPerToken: number;
-}
-
-/**
- * Runs `first` and `second` in turns, `repeats` times each after a warm-up of both, and returns
- * the median timing of each: run by run in one process, a slow spell of the machine slows both.
- */
-export async function alternate(first: RunOnce, second: RunOnce, repeats: number, newTokens: number): Promise<[RunTiming, RunTiming]> {
-  await first(8);
-  await second(8);
-  const runs: [RunTiming[], RunTiming[]] = [[], []];
-  for (let i = 0; i < repeats; i++) {
-    runs[0].push(await first(newTokens));
-    runs[1].push(await second(newTokens));
-  }
-  const medians = (timings: RunTiming[]): RunTiming => ({ ttftMs: median(timings.map((t) => t.ttftMs)), msPerToken: median(timings.map((t) => t.msPerToken)) });
-  return [medians(runs[0]), medians(runs[1])];
 }
 
 async function main(): Promise<void> {
@@ -92,8 +73,6 @@ async function main(): Promise<void> {
   };
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
-
-export type RunOnce = (newTokens: number) => Promise<RunTiming>;
 
 async function prepare(spec: BenchCase): Promise<RunOnce> {
   if (spec.runner === 'aigw') return prepareAigw(spec);
@@ -197,11 +176,6 @@ async function prepareFloor(spec: BenchCase): Promise<RunOnce> {
 function timing(start: number, stamps: number[], expected: number): RunTiming {
   if (stamps.length !== expected) throw new Error(`expected ${expected} tokens, got ${stamps.length}`);
   return { ttftMs: stamps[0]! - start, msPerToken: (stamps.at(-1)! - stamps[0]!) / (stamps.length - 1) };
-}
-
-export function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) await main();

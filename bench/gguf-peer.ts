@@ -4,7 +4,9 @@
 // imported by default (genai layout, accuracy_level 4: int8 activations, as llama.cpp's Q4_0
 // kernels compute) and with `--layout optimum --accuracy-level 0` (fp32 compute) beside it.
 // Run by bench/engine.ts (`npm run bench:engine -- --only gguf` for this section alone).
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
 import { mkdir, rename } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,9 +16,10 @@ import { loadTokenizer } from '../src/engine/tokenizer.js';
 import { byteLevelVocab } from '../tools/model-builder/gguf-vocab.js';
 import { writeGgufModel } from '../tools/model-builder/gguf-writer.js';
 import { presetShape } from '../tools/model-builder/presets.js';
+import { alternate, type RunTiming } from './alternate.js';
 import type { BenchCase, CaseResult, Mode } from './engine-worker.js';
-import type { GgufPairedCase, GgufPairedResult } from './gguf-paired-worker.js';
 import type { LlamaCppCase } from './llama-cpp-worker.js';
+import { TURN_PREFIX, type TurnSpec } from './turn-worker.js';
 import { pathExists } from '../src/models/package-files.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
@@ -55,15 +58,77 @@ async function ensureGgufModels(): Promise<{ gguf: string; imported: string; fp3
   return { gguf, imported, fp32 };
 }
 
-async function runWorker<Result = CaseResult>(worker: string, spec: unknown): Promise<Result> {
+async function runWorker(worker: string, spec: unknown): Promise<CaseResult> {
   const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench', worker), JSON.stringify(spec)], {
     cwd: ROOT,
     maxBuffer: 1 << 20,
   });
-  return JSON.parse(stdout.trim().split('\n').at(-1)!) as Result;
+  return JSON.parse(stdout.trim().split('\n').at(-1)!) as CaseResult;
 }
 
 const PROCESSES = 2;
+
+/** An engine loaded in a process of its own (bench/turn-worker.ts) that decodes once per run() call. */
+class TurnWorker {
+  private readonly answers: ((line: string) => void)[] = [];
+
+  private constructor(private readonly child: ReturnType<typeof spawn>) {
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      if (line.startsWith(TURN_PREFIX)) this.answers.shift()?.(line.slice(TURN_PREFIX.length));
+    });
+  }
+
+  static async start(spec: TurnSpec): Promise<TurnWorker> {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench', 'turn-worker.ts'), JSON.stringify(spec)], {
+      cwd: ROOT,
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    const worker = new TurnWorker(child);
+    await worker.answer();
+    return worker;
+  }
+
+  async run(newTokens: number): Promise<RunTiming> {
+    const answer = this.answer();
+    this.child.stdin!.write(`${newTokens}\n`);
+    return JSON.parse(await answer) as RunTiming;
+  }
+
+  async close(): Promise<void> {
+    this.child.stdin!.end();
+    await once(this.child, 'exit');
+  }
+
+  private answer(): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const exited = (code: number | null) => reject(new Error(`bench/turn-worker.ts exited with ${code} before answering`));
+      this.child.once('exit', exited);
+      this.answers.push((line) => {
+        this.child.off('exit', exited);
+        resolve(line);
+      });
+    });
+  }
+}
+
+/** llama.cpp and aigw taking turns run by run, each in its own process, both loaded throughout. */
+async function alternateInTurns(llamaCase: LlamaCppCase, aigwCase: BenchCase): Promise<GgufPairedResult> {
+  const llama = await TurnWorker.start({ engine: 'llama.cpp', spec: llamaCase });
+  const aigw = await TurnWorker.start({ engine: 'aigw', spec: aigwCase });
+  try {
+    const [l, a] = await alternate((n) => llama.run(n), (n) => aigw.run(n), PAIRED_REPEATS, aigwCase.newTokens);
+    return { llamaMsPerToken: l.msPerToken, aigwMsPerToken: a.msPerToken, llamaTtftMs: l.ttftMs, aigwTtftMs: a.ttftMs };
+  } finally {
+    await Promise.all([llama.close(), aigw.close()]);
+  }
+}
+
+export interface GgufPairedResult {
+  llamaMsPerToken: number;
+  aigwMsPerToken: number;
+  llamaTtftMs: number;
+  aigwTtftMs: number;
+}
 
 function averaged(results: CaseResult[]): CaseResult {
   const mean = (pick: (r: CaseResult) => number) => results.reduce((sum, r) => sum + pick(r), 0) / results.length;
@@ -101,9 +166,8 @@ export async function ggufPeerRows(settings: GgufPeerSettings): Promise<{ rows: 
       }
     }
     for (const c of cases) rows.push({ runner: c.runner, mode, ...averaged(results.get(c.runner)!) });
-    console.error(`GGUF Q4_0 ${mode}: llama.cpp and aigw (imported GGUF) alternating in one process ...`);
-    const pairedCase: GgufPairedCase = { llama: { ...llamaCase, repeats: PAIRED_REPEATS }, aigw: { ...aigwCase, repeats: PAIRED_REPEATS } };
-    paired.push({ mode, ...(await runWorker<GgufPairedResult>('gguf-paired-worker.ts', pairedCase)) });
+    console.error(`GGUF Q4_0 ${mode}: llama.cpp and aigw (imported GGUF) taking turns, each in its own process ...`);
+    paired.push({ mode, ...(await alternateInTurns(llamaCase, aigwCase)) });
   }
   return { rows, paired };
 }
@@ -134,7 +198,7 @@ export function ggufPeerTable({ rows, paired }: { rows: GgufPeerRow[]; paired: G
         `${p.llamaTtftMs.toFixed(1)} | ${p.aigwTtftMs.toFixed(1)} | ${(p.llamaTtftMs / p.aigwTtftMs).toFixed(2)}x |`,
     ),
     '',
-    `llama.cpp and aigw alternating run by run in one process, median of ${PAIRED_REPEATS} runs each.`,
+    `llama.cpp and aigw taking turns run by run, each loaded in a process of its own throughout, median of ${PAIRED_REPEATS} runs each.`,
   );
   return lines.join('\n');
 }

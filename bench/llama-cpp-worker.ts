@@ -2,7 +2,8 @@
 // the GGUF rows of the engine benchmark. Prints one JSON line like engine-worker.ts's cases.
 import { fileURLToPath } from 'node:url';
 import { LlamaLogLevel, getLlama } from 'node-llama-cpp';
-import type { CaseResult, Mode, RunTiming } from './engine-worker.js';
+import { median, type RunTiming } from './alternate.js';
+import type { CaseResult, Mode } from './engine-worker.js';
 
 export interface LlamaCppCase {
   gguf: string;
@@ -16,11 +17,6 @@ export interface LlamaCppCase {
 // node-llama-cpp samples from the top 40 unless told otherwise; topK 0 turns that off, so llama.cpp
 // draws from the same distribution as aigw (top_p 0.9 over the whole vocabulary).
 const SAMPLING = { temperature: 0.7, topP: 0.9, topK: 0 };
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
-}
 
 /** llama.cpp loaded and warmed up: run() decodes spec.promptIds plus newTokens once. */
 export async function prepareLlamaCpp(spec: LlamaCppCase): Promise<{ run(newTokens: number): Promise<RunTiming>; dispose(): Promise<void> }> {
