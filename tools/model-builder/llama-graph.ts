@@ -176,7 +176,7 @@ class LlamaGraph {
     const g = this.g;
     const { hiddenSize: e, intermediateSize: inter } = this.shape;
     return g.scope('mlp', () => {
-      // (Packing gate and up into one product, then a Split, measured no faster than two products.)
+      // Gate and up stay two products: packed into one and split after, they measured no faster.
       const gate = this.linear(x, `${prefix}.mlp.gate_proj`, layer.gateProj, e, inter);
       const up = this.linear(x, `${prefix}.mlp.up_proj`, layer.upProj, e, inter);
       const silu = g.op1('Mul', [gate, g.op1('Sigmoid', [gate])]);
@@ -267,17 +267,14 @@ function packColumns(parts: readonly { weight: LinearWeight; n: number }[], k: n
 }
 
 function concatFloats(parts: readonly Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((sum, p) => sum + p.length, 0));
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
-  return out;
+  return concatInto(new Float32Array(parts.reduce((sum, p) => sum + p.length, 0)), parts);
 }
 
 function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((sum, p) => sum + p.length, 0));
+  return concatInto(new Uint8Array(parts.reduce((sum, p) => sum + p.length, 0)), parts);
+}
+
+function concatInto<T extends Float32Array | Uint8Array>(out: T, parts: readonly T[]): T {
   let offset = 0;
   for (const p of parts) {
     out.set(p, offset);
@@ -420,8 +417,8 @@ function buildGenai(lg: LlamaGraph, shape: LlamaShape, weights: GraphWeightSourc
   };
 
   // The residual stream as onnxruntime-genai's builder writes it: each residual Add fused with the
-  // RMSNorm after it (SkipSimplifiedLayerNormalization, whose 4th output is the sum), one node where
-  // the plain graph has two and onnxruntime's fusion leaves them apart (the sum has two consumers).
+  // RMSNorm after it (SkipSimplifiedLayerNormalization, whose 4th output is the sum). Written as an
+  // Add and a norm, onnxruntime's own fusions leave them two nodes (its profiler counts them).
   let residual = lg.embed();
   let pending: string | undefined; // the last layer's MLP output, not yet added to the residual
   const addAndNorm = (delta: string | undefined, name: string, weight: Float32Array): string => {
