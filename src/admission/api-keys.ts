@@ -5,6 +5,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { GetCommand, PutCommand, UpdateCommand, paginateScan } from '@aws-sdk/lib-dynamodb';
 import { KEY_PREFIX, itemKeys, type Store } from '../store/index.js';
+import { defaultApiKeyCache, type ApiKeyCacheOption } from './api-key-cache.js';
 import { LIMIT_NAMES, type Limits } from './limits.js';
 
 export const API_KEY_PREFIX = 'aigw-';
@@ -84,76 +85,6 @@ export function isWellFormedApiKey(presented: string): boolean {
 
 export function hashApiKey(key: string): string {
   return createHash('sha256').update(key, 'utf8').digest('hex');
-}
-
-interface CacheEntry {
-  record: ApiKeyRecord | null;
-  expiresAt: number;
-}
-
-export interface ApiKeyCacheOptions {
-  /** How long a found key record is trusted: the bound on how late a revocation bites elsewhere. */
-  ttlMs?: number;
-  /** How long an unknown key stays unknown; shorter, so a new key works almost at once. */
-  negativeTtlMs?: number;
-  /** Bounds memory against floods of random well-formed keys; the oldest entry goes first. */
-  maxEntries?: number;
-}
-
-/**
- * In-process cache of key lookups by hash. A revocation made on this instance clears the entry
- * at once; other instances see it after at most `ttlMs` (default 5 s).
- */
-export class ApiKeyCache {
-  readonly ttlMs: number;
-  readonly negativeTtlMs: number;
-  readonly maxEntries: number;
-  private readonly entries = new Map<string, CacheEntry>();
-
-  constructor(options: ApiKeyCacheOptions = {}) {
-    this.ttlMs = options.ttlMs ?? 5_000;
-    this.negativeTtlMs = options.negativeTtlMs ?? 1_000;
-    this.maxEntries = options.maxEntries ?? 10_000;
-  }
-
-  /** The cached lookup result (null: known unknown), or undefined on a miss. */
-  get(tableName: string, keyHash: string): ApiKeyRecord | null | undefined {
-    const id = `${tableName}/${keyHash}`;
-    const entry = this.entries.get(id);
-    if (entry === undefined) return undefined;
-    if (entry.expiresAt <= Date.now()) {
-      this.entries.delete(id);
-      return undefined;
-    }
-    return entry.record;
-  }
-
-  set(tableName: string, keyHash: string, record: ApiKeyRecord | null): void {
-    const id = `${tableName}/${keyHash}`;
-    const ttl = record === null ? this.negativeTtlMs : this.ttlMs;
-    if (ttl <= 0) return;
-    this.entries.delete(id);
-    if (this.entries.size >= this.maxEntries) {
-      const oldest = this.entries.keys().next().value;
-      if (oldest !== undefined) this.entries.delete(oldest);
-    }
-    this.entries.set(id, { record, expiresAt: Date.now() + ttl });
-  }
-
-  delete(tableName: string, keyHash: string): void {
-    this.entries.delete(`${tableName}/${keyHash}`);
-  }
-
-  clear(): void {
-    this.entries.clear();
-  }
-}
-
-/** The cache `authenticateApiKey` and `revokeApiKey` share unless given another. */
-export const defaultApiKeyCache = new ApiKeyCache();
-
-export interface ApiKeyCacheOption {
-  cache?: ApiKeyCache;
 }
 
 function toRecord(item: Record<string, unknown>): ApiKeyRecord {

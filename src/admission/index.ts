@@ -1,6 +1,7 @@
 // admission: API keys, plans and per-key limits, and admission control on DynamoDB (rate limits,
 // concurrency, budgets): every check-and-count is one conditional write, exact under concurrency.
 export * from './api-keys.js';
+export * from './api-key-cache.js';
 export * from './limits.js';
 export * from './pricing.js';
 export * from './windows.js';
