@@ -4,7 +4,7 @@
 // sit on 2 MB pages, and decoding, which reads all of them every token, measured about 13 %
 // faster on Linux with THP in madvise mode (README, "The engine"). `npm start` and
 // `npm run bench:engine` go through it. glibc reads tunables only when a process starts, hence
-// the child; this parent just passes signals on and exits as the child does.
+// the child; this parent passes SIGTERM on and exits as the child does.
 import { spawn } from 'node:child_process';
 
 const tunables = [process.env.GLIBC_TUNABLES, 'glibc.malloc.hugetlb=1'].filter(Boolean).join(':');
