@@ -1,6 +1,6 @@
 import { PenaltyState } from './penalty-state.js';
 import { createRandom, type Random } from './random.js';
-import { BUCKETS_PER_UNIT, EXP_OF_BUCKET, GAP_BUCKETS, MAX_GAP, WeighKernel } from './weigh-kernel.js';
+import { BUCKETS_PER_UNIT, EXP_OF_BUCKET, GAP_BUCKETS, MAX_GAP, NEAR_BUCKETS, WeighKernel } from './weigh-kernel.js';
 
 export interface SamplingParams {
   /** 0 is greedy; defaults to 1 as in the OpenAI API. */
@@ -76,10 +76,6 @@ class LogitsSampler implements Sampler {
   private readonly repetition: number;
   private readonly random: Random;
   private readonly penalties: PenaltyState | undefined;
-  /** drawFromNucleus(): each bucket's first member, the member after each token, each bucket's mass. */
-  private readonly bucketHead = new Int32Array(GAP_BUCKETS);
-  private next: Int32Array | undefined;
-  private readonly bucketMass = new Float64Array(GAP_BUCKETS);
 
   constructor(params: SamplingParams, private readonly vocabSize: number) {
     this.temperature = params.temperature ?? 1;
@@ -120,7 +116,7 @@ class LogitsSampler implements Sampler {
       const weights = candidates.map((i) => Math.exp((logits[i] - max) / this.temperature));
       return this.draw(candidates, weights, this.topP);
     }
-    return this.nucleus(kernel, logits, size, max);
+    return this.nucleus(kernel, size, max);
   }
 
   /**
@@ -130,18 +126,19 @@ class LogitsSampler implements Sampler {
    * walks the weights in id order and needs no ranking. Otherwise the nucleus is the fewest best
    * tokens holding top_p of the total: when the gathered tokens hold that much (they rank above
    * every other token), only they are ranked; when not (a long flat tail), every token with a
-   * weight is gathered again. Ranking puts each into one of 4,096 buckets by its distance;
-   * buckets are ordered by weight, so the nucleus is every bucket above the one where the mass is
-   * reached plus the fewest best of that one bucket, the exact nucleus.
+   * weight is gathered again. Ranking is by the kernel's 4,096 buckets of distance, whose masses
+   * it sums as it weighs; buckets are ordered by weight, so the nucleus is every bucket above the
+   * one where the mass is reached plus the fewest best of that one bucket, the exact nucleus.
    */
-  private nucleus(kernel: WeighKernel, logits: Float32Array, size: number, max: number): number {
+  private nucleus(kernel: WeighKernel, size: number, max: number): number {
     const inverse = 1 / this.temperature;
-    const { total, nearCount, nearMass } = kernel.weigh(max, inverse);
-    const { weights, near } = kernel;
-    if (this.topP >= 1) return this.drawInOrder(weights, size, total);
+    const { total, nearCount, nearMass } = kernel.weigh(max, inverse, this.topP < 1);
+    if (this.topP >= 1) return this.drawInOrder(kernel.weights, size, total);
     const needed = this.topP * total;
-    const count = nearMass >= needed ? nearCount : gatherWeighted(weights, size, near);
-    return this.drawFromNucleus(logits, max, inverse, weights, near, count, needed);
+    // Near ids fill exactly buckets 0..1023; every id with a weight fills 0..4095.
+    const nearEnough = nearMass >= needed;
+    const count = nearEnough ? nearCount : gatherWeighted(kernel.weights, size, kernel.near);
+    return this.drawFromNucleus(kernel, max, inverse, count, nearEnough ? NEAR_BUCKETS : GAP_BUCKETS, needed);
   }
 
   /** Top-p 1: a draw over the whole vocabulary, by cumulative weight in id order. */
@@ -159,46 +156,38 @@ class LogitsSampler implements Sampler {
     return drawn; // rounding left a sliver of mass
   }
 
-  /** Ranks the `count` tokens in idx by bucket, then draws from the nucleus holding `needed`. */
-  private drawFromNucleus(logits: Float32Array, max: number, inverse: number, weights: Float64Array, idx: Int32Array, count: number, needed: number): number {
-    const next = (this.next ??= new Int32Array(this.vocabSize));
-    const head = this.bucketHead.fill(-1);
-    const bucketMass = this.bucketMass.fill(0);
-    let last = 0;
-    for (let j = 0; j < count; j++) {
-      const i = idx[j]!;
-      // The same bucket temperedWeight() took the weight from.
-      const bucket = ((max - logits[i]!) * inverse * BUCKETS_PER_UNIT) | 0;
-      bucketMass[bucket] += weights[i]!;
-      next[i] = head[bucket]!;
-      head[bucket] = i;
-      if (bucket > last) last = bucket;
-    }
+  /**
+   * Draws from the nucleus holding `needed` among the `count` candidates in kernel.near, which
+   * fill exactly the buckets below `buckets`.
+   */
+  private drawFromNucleus(kernel: WeighKernel, max: number, inverse: number, count: number, buckets: number, needed: number): number {
+    const { weights, bucketMass, members } = kernel;
+    let last = buckets - 1;
+    while (last > 0 && bucketMass[last] === 0) last--;
     // The boundary bucket: the first whose mass, with every bucket above it, reaches p (at the
     // latest the last one holding any, should rounding leave the sum a hair short).
     let above = 0;
     let bucket = 0;
     while (bucket < last && above + bucketMass[bucket]! < needed) above += bucketMass[bucket++]!;
-    let members = 0;
-    for (let i = head[bucket]!; i !== -1; i = next[i]!) idx[members++] = i;
-    const kept = selectByMass(weights, idx, members, needed - above);
+    const kept = selectByMass(weights, members, kernel.membersOf(bucket, count, max, inverse), needed - above);
     let boundaryMass = 0;
-    for (let j = 0; j < kept; j++) boundaryMass += weights[idx[j]!]!;
+    for (let j = 0; j < kept; j++) boundaryMass += weights[members[j]!]!;
     // Draw: the boundary bucket's chosen members first, else a bucket above it by its mass, then
     // a member of that bucket by weight.
     let r = this.random() * (above + boundaryMass);
     for (let j = 0; j < kept; j++) {
-      r -= weights[idx[j]!]!;
-      if (r < 0) return idx[j]!;
+      r -= weights[members[j]!]!;
+      if (r < 0) return members[j]!;
     }
-    let drawn = idx[kept - 1]!;
+    let drawn = members[kept - 1]!;
     if (bucket === 0) return drawn; // rounding left a sliver of mass
     let target = 0;
     while (target < bucket - 1 && r >= bucketMass[target]!) r -= bucketMass[target++]!;
-    for (let i = head[target]!; i !== -1; i = next[i]!) {
-      r -= weights[i]!;
-      drawn = i;
-      if (r < 0) return i;
+    const inTarget = kernel.membersOf(target, count, max, inverse);
+    for (let j = 0; j < inTarget; j++) {
+      r -= weights[members[j]!]!;
+      drawn = members[j]!;
+      if (r < 0) return drawn;
     }
     return drawn; // rounding left a sliver of mass
   }

@@ -4,7 +4,8 @@
 ;; into weigh-kernel-wasm.ts; a unit test checks that the two agree.
 ;;
 ;; Memory, laid out by weigh-kernel.ts: at 0 the table e^-(k/64) for k = 0..4096 (float64), then
-;; the logits (float32), the weights (float64) and the near ids (int32) at offsets it passes in.
+;; the bucket masses (float64, one per k), the logits (float32), the weights (float64), the near
+;; ids and the members (int32) at offsets it passes in.
 (module
   (memory (export "memory") 1)
   (global $nearCount (export "nearCount") (mut i32) (i32.const 0))
@@ -40,10 +41,12 @@
   ;; For each of the `size` logits (an even count: the caller pads with -Infinity):
   ;; gap = (best - logit) * inverse, weight = table[k] * series(gap - k/64) with k = floor(64 gap),
   ;; 0 from a gap of 64 on; the weights go to `weights`, the ids with gap < 16 to `near` in id
-  ;; order (nearCount, nearMass). Returns the sum of the weights.
-  (func (export "weigh") (param $logits i32) (param $weights i32) (param $near i32) (param $size i32)
+  ;; order (nearCount, nearMass), and, when `mass` is not 0, each weight is added to its bucket's
+  ;; mass at `mass` + 8k, in id order (the caller zeroes the masses; a weight of 0 lands in bucket
+  ;; 4096). Returns the sum of the weights.
+  (func (export "weigh") (param $logits i32) (param $weights i32) (param $near i32) (param $mass i32) (param $size i32)
       (param $best f64) (param $inverse f64) (result f64)
-    (local $i i32) (local $count i32)
+    (local $i i32) (local $count i32) (local $at i32)
     (local $bestLanes v128) (local $inverseLanes v128)
     (local $gap v128) (local $clamped v128) (local $k v128) (local $bucket v128) (local $r v128) (local $w v128)
     (local $isNear v128) (local $total v128) (local $nearTotal v128)
@@ -79,6 +82,12 @@
         (local.set $w (v128.and (local.get $w) (f64x2.lt (local.get $gap) (v128.const f64x2 64 64))))
         (v128.store (i32.add (local.get $weights) (i32.shl (local.get $i) (i32.const 3))) (local.get $w))
         (local.set $total (f64x2.add (local.get $total) (local.get $w)))
+        ;; The bucket masses, one lane after the other so that each bucket sums in id order.
+        (if (local.get $mass) (then
+          (local.set $at (i32.add (local.get $mass) (i32.shl (i32x4.extract_lane 0 (local.get $bucket)) (i32.const 3))))
+          (f64.store (local.get $at) (f64.add (f64.load (local.get $at)) (f64x2.extract_lane 0 (local.get $w))))
+          (local.set $at (i32.add (local.get $mass) (i32.shl (i32x4.extract_lane 2 (local.get $bucket)) (i32.const 3))))
+          (f64.store (local.get $at) (f64.add (f64.load (local.get $at)) (f64x2.extract_lane 1 (local.get $w))))))
         ;; Near ids without a branch: each id is written at near[count], and count moves on only
         ;; for a near one (a true lane is all ones, -1 as an int32).
         (local.set $isNear (f64x2.lt (local.get $gap) (v128.const f64x2 16 16)))
@@ -92,4 +101,29 @@
     (global.set $nearCount (local.get $count))
     (global.set $nearMass (f64.add (f64x2.extract_lane 0 (local.get $nearTotal)) (f64x2.extract_lane 1 (local.get $nearTotal))))
     (f64.add (f64x2.extract_lane 0 (local.get $total)) (f64x2.extract_lane 1 (local.get $total))))
+
+  ;; The members of one bucket among `count` ids at `ids` (ids weigh() gave a weight, in id order):
+  ;; writes those whose bucket, floor(64 (best - logit) inverse) as weigh() computes it, is `bucket`
+  ;; to `out`, last id first, and returns how many.
+  (func (export "membersOf") (param $logits i32) (param $ids i32) (param $count i32) (param $out i32)
+      (param $best f64) (param $inverse f64) (param $bucket i32) (result i32)
+    (local $j i32) (local $id i32) (local $found i32) (local $wanted f64)
+    (local.set $wanted (f64.convert_i32_s (local.get $bucket)))
+    (local.set $j (local.get $count))
+    (block $done
+      (loop $next
+        (br_if $done (i32.eqz (local.get $j)))
+        (local.set $j (i32.sub (local.get $j) (i32.const 1)))
+        (local.set $id (i32.load (i32.add (local.get $ids) (i32.shl (local.get $j) (i32.const 2)))))
+        ;; A weighed id's gap is below 64, so weigh()'s clamp leaves it as it is.
+        (if (f64.eq (local.get $wanted)
+              (f64.floor (f64.mul (f64.const 64)
+                (f64.mul (f64.sub (local.get $best)
+                  (f64.promote_f32 (f32.load (i32.add (local.get $logits) (i32.shl (local.get $id) (i32.const 2))))))
+                  (local.get $inverse)))))
+          (then
+            (i32.store (i32.add (local.get $out) (i32.shl (local.get $found) (i32.const 2))) (local.get $id))
+            (local.set $found (i32.add (local.get $found) (i32.const 1)))))
+        (br $next)))
+    (local.get $found))
 )

@@ -12,7 +12,12 @@ function reference(logits: Float32Array, inverse: number) {
   const weights = Array.from(logits, (l) => temperedWeight((best - l) * inverse));
   const near = [...logits.keys()].filter((i) => (best - logits[i]!) * inverse < 16);
   const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
-  return { best, weights, near, total: sum(weights), nearMass: sum(near.map((i) => weights[i]!)) };
+  // Each weighed id's bucket, floor(64 x gap), as temperedWeight() takes it; masses summed in id order.
+  const bucketOf = (i: number) => ((best - logits[i]!) * inverse * 64) | 0;
+  const weighed = [...logits.keys()].filter((i) => weights[i]! > 0);
+  const bucketMass = new Float64Array(4097);
+  for (const i of weighed) bucketMass[bucketOf(i)]! += weights[i]!;
+  return { best, weights, near, weighed, bucketOf, bucketMass, total: sum(weights), nearMass: sum(near.map((i) => weights[i]!)) };
 }
 
 const logitValue = fc.oneof(
@@ -26,7 +31,7 @@ describe('weigh kernel (WebAssembly)', () => {
     expect(committed).toBe(kernelModuleSource(await assembleWeighKernel()));
   });
 
-  it('gives the best logit and every weight bit for bit as temperedWeight, with the near ids in order', () => {
+  it('gives the best logit, every weight and every bucket mass bit for bit as temperedWeight, with the near ids in order', () => {
     const kernel = WeighKernel.shared();
     fc.assert(
       fc.property(
@@ -44,9 +49,11 @@ describe('weigh kernel (WebAssembly)', () => {
           // == and not Object.is: the best of 0 and -0 may come back as either.
           expect(best === expected.best).toBe(true);
           if (!Number.isFinite(best)) return;
-          const { total, nearCount, nearMass } = kernel.weigh(best, 1 / temperature);
+          const { total, nearCount, nearMass } = kernel.weigh(best, 1 / temperature, true);
           for (let i = 0; i < logits.length; i++) expect(Object.is(kernel.weights[i], expected.weights[i])).toBe(true);
           expect(Array.from(kernel.near.subarray(0, nearCount))).toEqual(expected.near);
+          // The same additions in the same order: equal bit for bit, the zeros of bucket 4096 included.
+          expect(Array.from(kernel.bucketMass)).toEqual(Array.from(expected.bucketMass));
           // Two lanes add in another order than one loop: equal to float64 rounding.
           expect(Math.abs(total - expected.total)).toBeLessThanOrEqual(1e-12 * expected.total);
           expect(Math.abs(nearMass - expected.nearMass)).toBeLessThanOrEqual(1e-12 * expected.total);
@@ -64,11 +71,42 @@ describe('weigh kernel (WebAssembly)', () => {
       for (let i = 0; i < size; i++) logits[i] = Math.sin(i) * 10;
       const expected = reference(logits.subarray(0, size), 1);
       expect(kernel.load(logits, size)).toBe(expected.best);
-      const { total, nearCount } = kernel.weigh(expected.best, 1);
+      const { total, nearCount } = kernel.weigh(expected.best, 1, true);
       expect(nearCount).toBe(expected.near.length);
       expect(Math.abs(total - expected.total)).toBeLessThanOrEqual(1e-12 * expected.total);
       expect(Array.from(kernel.weights.subarray(0, size))).toEqual(expected.weights);
+      expect(Array.from(kernel.bucketMass)).toEqual(Array.from(expected.bucketMass));
     }
+  });
+
+  it('finds the members of a bucket among the near or the weighed ids, last id first', () => {
+    const kernel = WeighKernel.shared();
+    fc.assert(
+      fc.property(
+        fc.array(logitValue, { minLength: 1, maxLength: 300 }),
+        fc.double({ min: 0.05, max: 3, noNaN: true }),
+        fc.boolean(),
+        (values, temperature, amongWeighed) => {
+          const logits = Float32Array.from(values);
+          const expected = reference(logits, 1 / temperature);
+          const best = kernel.load(logits, logits.length);
+          if (!Number.isFinite(best)) return;
+          const { nearCount } = kernel.weigh(best, 1 / temperature, true);
+          // The sampler's two candidate lists: the near ids as weigh() leaves them, or every weighed id.
+          const candidates = amongWeighed ? expected.weighed : expected.near;
+          if (amongWeighed) kernel.near.set(candidates);
+          const count = amongWeighed ? candidates.length : nearCount;
+          for (const bucket of new Set(candidates.map(expected.bucketOf))) {
+            const found = kernel.membersOf(bucket, count, best, 1 / temperature);
+            const members = candidates.filter((i) => expected.bucketOf(i) === bucket).reverse();
+            expect(Array.from(kernel.members.subarray(0, found))).toEqual(members);
+          }
+          // A bucket nobody is in.
+          expect(kernel.membersOf(4095, count, best, 1 / temperature)).toBe(candidates.filter((i) => expected.bucketOf(i) === 4095).length);
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 
   it('finds nothing to weigh in logits that are all -Infinity or NaN', () => {
