@@ -107,7 +107,9 @@ async function prepareTransformers(spec: BenchCase): Promise<RunOnce> {
   const sampling =
     spec.mode === 'greedy'
       ? { do_sample: false }
-      : // top_k 0 switches off transformers.js' default top-k of 50, so both sides sample the same way.
+      : // top_k 0 switches off transformers.js' default top-k of 50. top_p is passed but not applied:
+        // transformers.js 4.3.2 leaves its TopPLogitsWarper out of generation (a TODO), so it draws
+        // with temperature alone over the whole vocabulary (after sorting it).
         { do_sample: true, temperature: SAMPLING.temperature, top_p: SAMPLING.topP, top_k: 0 };
   return async (newTokens) => {
     const stamps: number[] = [];
