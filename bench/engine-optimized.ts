@@ -105,9 +105,9 @@ export async function runOptimizedSection(options: OptimizedSectionOptions): Pro
       rows.push(row);
     }
     // Runs of one case in separate processes vary by 10 % and more here, more than sampling
-    // costs over greedy; greedy and sampling alternating run by run in one process measure it.
+    // costs over greedy; greedy and sampling taking turns token by token in one process measure it.
     if (variant.suffix === '-opt-int4') {
-      console.error(`qwen0.5b ${variant.model}: aigw greedy and sampling alternating in one process ...`);
+      console.error(`qwen0.5b ${variant.model}: aigw greedy and sampling taking turns token by token in one process ...`);
       const spec = { runner: 'aigw' as const, mode: 'greedy' as const, layout: 'optimum' as const, modelDir, promptIds: ids, newTokens: options.newTokens, threads: options.threads, repeats: 9, paired: 'modes' as const };
       paired.push({ model: variant.model, ...(await runCase(spec)) });
     }
@@ -121,7 +121,7 @@ function pairedTable(paired: PairedRow[]): string {
     '|---|---:|---:|---:|',
     ...paired.map((p) => `| ${p.model} | ${p.greedyMsPerToken.toFixed(2)} | ${p.samplingMsPerToken.toFixed(2)} | ${(p.samplingMsPerToken / p.greedyMsPerToken).toFixed(3)}x |`),
     '',
-    'Same process, aigw greedy and sampling alternating run by run, median of 9 runs each.',
+    'Same process, aigw greedy and sampling taking turns token by token (each token after the first, its decoder step and its draw), median of 9 runs of 128 tokens each.',
   ].join('\n');
 }
 
