@@ -1,5 +1,6 @@
 // bin/with-huge-pages.mjs (`npm start`, `npm run bench:engine`): the child runs with glibc's huge-page
-// tunable added to any tunables already set (a hugetlb value of the user's own is kept), exits as the child exits, and passes SIGTERM on.
+// tunable added to any tunables already set (a hugetlb value of the user's own is kept), exits as
+// the child exits, and passes SIGTERM on.
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
@@ -17,7 +18,7 @@ describe('bin/with-huge-pages.mjs', () => {
     expect(withOthers.stdout.trim()).toBe('glibc.malloc.check=0:glibc.malloc.hugetlb=1');
   });
 
-  it("keeps a hugetlb value the user set (0 turns huge pages off)", async () => {
+  it('keeps a hugetlb value the user set (0 turns huge pages off)', async () => {
     const printTunables = ['-e', 'console.log(process.env.GLIBC_TUNABLES)'];
     const off = await promisify(execFile)(process.execPath, [LAUNCHER, ...printTunables], { env: { ...process.env, GLIBC_TUNABLES: 'glibc.malloc.check=0:glibc.malloc.hugetlb=0' } });
     expect(off.stdout.trim()).toBe('glibc.malloc.check=0:glibc.malloc.hugetlb=0');
