@@ -2,7 +2,9 @@
 // export describes itself (genai_config, session metadata) and greedy-decoded: the tokens must equal
 // the float64 reference forward pass on the same weights.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDecoderState } from '../../src/engine/decoder-state.js';
 import { generate, loadModel, unloadAllModels, type LoadedModel } from '../../src/engine/index.js';
+import { argmax } from '../../src/engine/sampler.js';
 import type { ExportIoVariant, ModelLayout } from '../../tools/model-builder/llama-graph.js';
 import { presetShape } from '../../tools/model-builder/presets.js';
 import { makeSeededWeights } from '../../tools/model-builder/weights.js';
@@ -109,4 +111,23 @@ describe('ONNX export variants', () => {
       expect(await greedyTokens(model)).toEqual(referenceTokens);
     });
   }
+
+  it('a shared KV buffer starts at the prompt and doubles as the sequence grows, whatever the room allowed', async () => {
+    const model = models.get(VARIANTS[0]!.name)!;
+    expect(model.io.sharedKvBuffer).toBe(true);
+    // Room for the whole context, as a request without max_tokens allows.
+    const state = createDecoderState(model.session, model.io, model.manifest.contextLength);
+    let logits = await state.step(PROMPT);
+    const capacities = [state.capacity];
+    const tokens: number[] = [];
+    for (let i = 0; i < NEW_TOKENS; i++) {
+      tokens.push(argmax(logits));
+      logits = await state.step([tokens.at(-1)!]);
+      capacities.push(state.capacity);
+    }
+    // The copies made at each doubling keep every cached position: the reference's tokens.
+    expect(tokens).toEqual(referenceTokens);
+    expect(state.length).toBe(PROMPT.length + NEW_TOKENS);
+    expect([...new Set(capacities)]).toEqual([12, 24, 48]);
+  });
 });
