@@ -8,6 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Tensor, TemperatureLogitsWarper, softmax, topk } from '@huggingface/transformers';
 import { createSampler, type SamplingParams } from '../src/engine/sampler.js';
+import { seededNormal } from '../tools/model-builder/weights.js';
 import { median } from './alternate.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
@@ -29,13 +30,6 @@ interface Row {
   runner: string;
   mode: string;
   msPerDraw: number;
-}
-
-/** Seeded normal logits (Box-Muller over a linear congruential generator): the same for every runner. */
-function normalLogits(size: number, seed: number): Float32Array {
-  let state = seed;
-  const uniform = () => ((state = (Math.imul(state, 1103515245) + 12345) >>> 0) + 1) / 4294967297;
-  return Float32Array.from({ length: size }, () => 3 * Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform()));
 }
 
 function cases(vocabulary: number): Case[] {
@@ -67,7 +61,8 @@ function cases(vocabulary: number): Case[] {
 
 /** Each case's median time per draw over ROUNDS rounds, the cases taking turns round by round. */
 async function measure(vocabulary: number): Promise<Row[]> {
-  const sets = Array.from({ length: LOGIT_SETS }, (_, i) => normalLogits(vocabulary, i + 1));
+  // Seeded, so every runner and every run gets the same logits.
+  const sets = Array.from({ length: LOGIT_SETS }, (_, i) => seededNormal(i + 1, 'logits', vocabulary, 0, 3));
   const all = cases(vocabulary);
   const perRound = new Map<Case, number[]>(all.map((c) => [c, []]));
   for (let round = -1; round < ROUNDS; round++) {
