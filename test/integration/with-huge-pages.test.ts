@@ -1,21 +1,55 @@
 // bin/with-huge-pages.mjs (`npm start`, `npm run bench:engine`): the child runs with glibc's huge-page
-// tunable added to any tunables already set (a hugetlb value of the user's own is kept), exits as
-// the child exits, and passes SIGTERM on.
+// and mmap-threshold tunables added to any tunables already set (a value of the user's own is kept),
+// its large blocks then lie on huge pages, it exits as the child exits, and passes SIGTERM on.
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 
 const LAUNCHER = fileURLToPath(new URL('../../bin/with-huge-pages.mjs', import.meta.url));
+const ADDED = 'glibc.malloc.hugetlb=1:glibc.malloc.mmap_threshold=33554432';
+
+// Huge pages need THP not set to `never` and glibc 2.35+ (the hugetlb tunable).
+const glibc = (process.report.getReport() as { header: { glibcVersionRuntime?: string } }).header.glibcVersionRuntime ?? '0.0';
+const [glibcMajor, glibcMinor] = glibc.split('.').map(Number);
+const thp = (() => {
+  try {
+    return readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8');
+  } catch {
+    return '[never]';
+  }
+})();
+const hugePagesAvailable = !thp.includes('[never]') && (glibcMajor! > 2 || (glibcMajor === 2 && glibcMinor! >= 35));
+
+// 64 blocks of 3 MB, each written once, as a session's weights are: how many MB of them are huge.
+const PROBE = `const keep = [];
+for (let i = 0; i < 64; i++) keep.push(new Uint8Array(3 << 20).fill(1));
+const rollup = require('node:fs').readFileSync('/proc/self/smaps_rollup', 'utf8');
+console.log(Number(rollup.match(/^AnonHugePages:\\s+(\\d+)/m)[1]) >> 10);`;
 
 describe('bin/with-huge-pages.mjs', () => {
-  it('adds glibc.malloc.hugetlb=1 to the tunables already set', async () => {
+  it('adds hugetlb=1 and a 32 MB mmap_threshold to the tunables already set', async () => {
     const printTunables = ['-e', 'console.log(process.env.GLIBC_TUNABLES)'];
     const alone = await promisify(execFile)(process.execPath, [LAUNCHER, ...printTunables], { env: { ...process.env, GLIBC_TUNABLES: '' } });
-    expect(alone.stdout.trim()).toBe('glibc.malloc.hugetlb=1');
+    expect(alone.stdout.trim()).toBe(ADDED);
     const withOthers = await promisify(execFile)(process.execPath, [LAUNCHER, ...printTunables], { env: { ...process.env, GLIBC_TUNABLES: 'glibc.malloc.check=0' } });
-    expect(withOthers.stdout.trim()).toBe('glibc.malloc.check=0:glibc.malloc.hugetlb=1');
+    expect(withOthers.stdout.trim()).toBe(`glibc.malloc.check=0:${ADDED}`);
+  });
+
+  it('keeps an mmap_threshold the user set', async () => {
+    const printTunables = ['-e', 'console.log(process.env.GLIBC_TUNABLES)'];
+    const own = await promisify(execFile)(process.execPath, [LAUNCHER, ...printTunables], { env: { ...process.env, GLIBC_TUNABLES: 'glibc.malloc.mmap_threshold=131072' } });
+    expect(own.stdout.trim()).toBe('glibc.malloc.mmap_threshold=131072:glibc.malloc.hugetlb=1');
+  });
+
+  it.runIf(hugePagesAvailable)('puts large blocks on huge pages, not only the 2 MB pages that fall inside each', async () => {
+    const hugeMb = async (tunables: string) => Number((await promisify(execFile)(process.execPath, ['-e', PROBE], { env: { ...process.env, GLIBC_TUNABLES: tunables } })).stdout);
+    const launched = Number((await promisify(execFile)(process.execPath, [LAUNCHER, '-e', PROBE], { env: { ...process.env, GLIBC_TUNABLES: '' } })).stdout);
+    // Of 192 MB: with hugetlb alone each 3 MB block holds one whole huge page at most (measured 68 MB).
+    expect(await hugeMb('glibc.malloc.hugetlb=1')).toBeLessThanOrEqual(128);
+    expect(launched).toBeGreaterThanOrEqual(180);
   });
 
   it('keeps a hugetlb value the user set (0 turns huge pages off)', async () => {
