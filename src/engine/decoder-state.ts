@@ -15,15 +15,23 @@ export interface DecoderState {
   readonly capacity: number;
 }
 
+/** Room the shared KV buffers get past the tokens in them, each time they grow. */
+export const KV_GROWTH_POSITIONS = 128;
+
 /**
  * As the export says (io.sharedKvBuffer, from genai_config's search.past_present_share_buffer):
  * growing: the cache grows each step (present = concat(past, new)); each step's present outputs
  * are fed back as the next step's past, unchanged (Optimum exports, genai exports without sharing).
  * shared: past and present share one buffer per layer that GroupQueryAttention updates in place;
- * the buffers double (up to `maxLength`) when a step needs more room.
+ * the buffers grow by `growthPositions` (up to `maxLength`) when a step needs more room.
  */
-export function createDecoderState(session: InferenceSession, io: DecoderIo, maxLength: number): DecoderState {
-  return io.sharedKvBuffer ? new SharedBufferState(session, io, maxLength) : new GrowingCacheState(session, io, maxLength);
+export function createDecoderState(
+  session: InferenceSession,
+  io: DecoderIo,
+  maxLength: number,
+  growthPositions = KV_GROWTH_POSITIONS,
+): DecoderState {
+  return io.sharedKvBuffer ? new SharedBufferState(session, io, maxLength, growthPositions) : new GrowingCacheState(session, io, maxLength);
 }
 
 abstract class BaseState implements DecoderState {
@@ -111,18 +119,30 @@ class GrowingCacheState extends BaseState {
 }
 
 /**
- * The buffers start at the prompt's length and double when a step needs more room, rather than
- * holding maxLength (the prompt plus max_tokens) from the start: onnxruntime-node copies every
- * output it is handed back into a new JavaScript buffer after each run, so a step costs in
- * proportion to the buffers' length, not to the tokens in them. Sized for 4,096 positions up front,
- * a decode step of the imported `bench` package 128 to 192 tokens in took 67-74 ms instead of 20.
+ * The buffers hold the tokens so far plus `growthPositions` of room, and grow by as much again
+ * when a step needs more, rather than holding maxLength (the prompt plus max_tokens) from the
+ * start: onnxruntime-node copies every output it is handed back after each run, so a step costs
+ * in proportion to the buffers' length, not to the tokens in them. Sized for 4,096 positions up
+ * front, a decode step of the imported `bench` package 128 to 192 tokens in took 67-74 ms instead
+ * of 20. Doubling, as they did before, still left up to twice the room needed: 600 tokens in, a
+ * step took 22.3 ms with room for 1,024 positions and 19.1-19.4 with 601 or 664. A growth copies
+ * the filled rows once, which over `growthPositions` steps is a small part of one step's copy.
  */
 class SharedBufferState extends BaseState {
   private buffers: Tensor[] = [];
   capacity = 0;
 
+  constructor(
+    session: InferenceSession,
+    io: DecoderIo,
+    maxLength: number,
+    private readonly growthPositions: number,
+  ) {
+    super(session, io, maxLength);
+  }
+
   protected bindCache(feeds: Record<string, Tensor>, fetches: Record<string, Tensor | null>, total: number): void {
-    if (total > this.capacity) this.grow(Math.min(this.maxLength, Math.max(total, 2 * this.capacity)));
+    if (total > this.capacity) this.grow(Math.min(this.maxLength, total + this.growthPositions));
     this.io.layers.forEach((layer, i) => {
       // The same tensor as input and output: GroupQueryAttention sees equal pointers and appends in place.
       feeds[layer.pastKey] = this.buffers[2 * i]!;

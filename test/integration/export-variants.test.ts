@@ -112,11 +112,12 @@ describe('ONNX export variants', () => {
     });
   }
 
-  it('a shared KV buffer starts at the prompt and doubles as the sequence grows, whatever the room allowed', async () => {
+  it('a shared KV buffer holds the tokens plus a fixed room and grows by that room, whatever the room allowed', async () => {
     const model = models.get(VARIANTS[0]!.name)!;
     expect(model.io.sharedKvBuffer).toBe(true);
-    // Room for the whole context, as a request without max_tokens allows.
-    const state = createDecoderState(model.session, model.io, model.manifest.contextLength);
+    // Room for the whole context, as a request without max_tokens allows; 4 positions of growth
+    // (128 by default) so that 16 tokens grow the buffers three times.
+    const state = createDecoderState(model.session, model.io, model.manifest.contextLength, 4);
     let logits = await state.step(PROMPT);
     const capacities = [state.capacity];
     const tokens: number[] = [];
@@ -125,9 +126,20 @@ describe('ONNX export variants', () => {
       logits = await state.step([tokens.at(-1)!]);
       capacities.push(state.capacity);
     }
-    // The copies made at each doubling keep every cached position: the reference's tokens.
+    // The copies made at each growth keep every cached position: the reference's tokens.
     expect(tokens).toEqual(referenceTokens);
     expect(state.length).toBe(PROMPT.length + NEW_TOKENS);
-    expect([...new Set(capacities)]).toEqual([12, 24, 48]);
+    expect([...new Set(capacities)]).toEqual([16, 21, 26, 31]);
+  });
+
+  it('a shared KV buffer never grows past the room the request allows', async () => {
+    const model = models.get(VARIANTS[0]!.name)!;
+    const maxLength = PROMPT.length + 6;
+    const state = createDecoderState(model.session, model.io, maxLength);
+    let logits = await state.step(PROMPT);
+    expect(state.capacity).toBe(maxLength);
+    for (let i = 0; i < 6; i++) logits = await state.step([argmax(logits)]);
+    expect(state.capacity).toBe(maxLength);
+    await expect(state.step([argmax(logits)])).rejects.toMatchObject({ code: 'context_length_exceeded' });
   });
 });
