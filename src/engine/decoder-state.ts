@@ -126,7 +126,7 @@ class GrowingCacheState extends BaseState {
  * front, a decode step of the imported `bench` package 128 to 192 tokens in took 67-74 ms instead
  * of 20. Doubling, as they did before, still left up to twice the room needed: 600 tokens in, a
  * step took 22.3 ms with room for 1,024 positions and 19.1-19.4 with 601 or 664. A growth copies
- * the filled rows once, which over `growthPositions` steps is a small part of one step's copy.
+ * the filled rows once, about what one step's copy-back costs, once every `growthPositions` steps.
  */
 class SharedBufferState extends BaseState {
   private buffers: Tensor[] = [];
