@@ -16,7 +16,7 @@ export interface DecoderState {
 }
 
 /** Room the shared KV buffers get past the tokens in them, each time they grow. */
-export const KV_GROWTH_POSITIONS = 128;
+const KV_GROWTH_POSITIONS = 128;
 
 /**
  * As the export says (io.sharedKvBuffer, from genai_config's search.past_present_share_buffer):
