@@ -5,6 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { ModelBackend } from '../../src/backends/model-backend.js';
 import { createDynamoDbClient } from '../../src/store/index.js';
 import { startTestGateway, TEST_MODEL_ID, type TestGateway } from '../helpers/test-gateway.js';
+import { waitForRoomInMinute } from '../helpers/minute-window.js';
 
 const gateways: TestGateway[] = [];
 afterAll(async () => {
@@ -30,10 +31,8 @@ const SKIP = { 'x-aigw-skip-cache': 'true' };
 describe('rate limits', () => {
   it('admits exactly the limit of 60 concurrent requests and answers the rest 429 with Retry-After', async () => {
     const gw = await gateway({ plans: { tight: { requests_per_minute: 13 } }, key: { plan: 'tight' } });
-    // Limits count in fixed UTC minutes (src/admission/windows.ts). Start the burst well inside a
-    // minute, and note whether it still crossed into the next one.
-    const secondsIntoMinute = (Date.now() % 60_000) / 1000;
-    if (secondsIntoMinute > 45) await new Promise((resolve) => setTimeout(resolve, (60 - secondsIntoMinute) * 1000 + 50));
+    // Start the burst well inside a minute, and note whether it still crossed into the next one.
+    await waitForRoomInMinute(15);
     const firstMinute = Math.floor(Date.now() / 60_000);
     const responses = await Promise.all(Array.from({ length: 60 }, () => chat(gw, {}, SKIP)));
     const minutesCrossed = Math.floor(Date.now() / 60_000) - firstMinute;

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { AIGW_BIN, AIGW_CONFIG, startAigwServe, type ServingAigw } from '../helpers/aigw-serve.js';
+import { waitForRoomInMinute } from '../helpers/minute-window.js';
 
 let folder: string;
 const servers: ServingAigw[] = [];
@@ -65,7 +66,9 @@ it('shares keys, exact limits and the usage roll-up between a gateway and one th
   const key = created.stdout.trim();
   const keyId = /created (key_\w+)/.exec(created.stderr)![1]!;
 
-  // Six requests, alternating between the two processes: the one limit holds across both.
+  // Six requests, alternating between the two processes: the one limit holds across both. They
+  // take a few seconds; a burst that straddled a minute would start the count again.
+  await waitForRoomInMinute(20);
   const statuses: number[] = [];
   for (let i = 0; i < 6; i++) statuses.push(await chat(i % 2 === 0 ? first.url : second.url, key, `hello ${i}`, { 'x-aigw-skip-cache': 'true' }));
   expect(statuses).toEqual([200, 200, 200, 429, 429, 429]);
