@@ -12,6 +12,7 @@ import { buildModelPackage } from '../tools/model-builder/index.js';
 import { presetShape } from '../tools/model-builder/presets.js';
 import { runOptimizedSection } from './engine-optimized.js';
 import { ggufPeerRows, ggufPeerTable } from './gguf-peer.js';
+import { machineInfo } from './machine.js';
 import { runCase } from './engine-run-case.js';
 import type { CaseResult, Mode, Runner } from './engine-worker.js';
 
@@ -164,7 +165,7 @@ async function main(): Promise<void> {
   await mkdir(path.join(ROOT, 'bench', 'results'), { recursive: true });
   await writeFile(
     path.join(ROOT, 'bench', 'results', 'engine.json'),
-    `${JSON.stringify({ date: new Date().toISOString(), promptTokens: PROMPT_TOKENS, newTokens: NEW_TOKENS, threads: THREADS, modelBytes, rows, paired }, null, 2)}\n`,
+    `${JSON.stringify({ date: new Date().toISOString(), machine: machineInfo(), promptTokens: PROMPT_TOKENS, newTokens: NEW_TOKENS, threads: THREADS, modelBytes, rows, paired }, null, 2)}\n`,
   );
   console.log(markdown);
 }
@@ -182,7 +183,7 @@ async function qwenMain(): Promise<void> {
   await mkdir(path.join(ROOT, 'bench', 'results'), { recursive: true });
   await writeFile(
     path.join(ROOT, 'bench', 'results', 'engine-qwen0.5b.json'),
-    `${JSON.stringify({ date: new Date().toISOString(), promptTokens: PROMPT_TOKENS, newTokens: NEW_TOKENS, threads: THREADS, bandwidthBytesPerSecond: bandwidth, rows, paired }, null, 2)}\n`,
+    `${JSON.stringify({ date: new Date().toISOString(), machine: machineInfo(), promptTokens: PROMPT_TOKENS, newTokens: NEW_TOKENS, threads: THREADS, bandwidthBytesPerSecond: bandwidth, rows, paired }, null, 2)}\n`,
   );
   console.log(markdown);
 }
@@ -192,7 +193,7 @@ async function ggufMain(): Promise<void> {
   const settings = { promptTokens: PROMPT_TOKENS, newTokens: NEW_TOKENS, threads: THREADS, repeats: REPEATS };
   const result = await ggufPeerRows(settings);
   await mkdir(path.join(ROOT, 'bench', 'results'), { recursive: true });
-  await writeFile(path.join(ROOT, 'bench', 'results', 'engine-gguf.json'), `${JSON.stringify({ date: new Date().toISOString(), ...settings, ...result }, null, 2)}\n`);
+  await writeFile(path.join(ROOT, 'bench', 'results', 'engine-gguf.json'), `${JSON.stringify({ date: new Date().toISOString(), machine: machineInfo(), ...settings, ...result }, null, 2)}\n`);
   console.log(ggufPeerTable(result, settings));
 }
 
