@@ -128,8 +128,9 @@ export async function importGgufFile(file: string, opts: GgufImportOptions): Pro
   const embedding = parsed.tensorInfos.find((t) => t.name === 'token_embd.weight');
   if (!embedding) throw new GgufImportError('invalid_gguf', `${file} has no token_embd.weight tensor`);
   // No output.weight: lm_head is the embedding table (Qwen2.5-0.5B, Llama 3.2 1B). A float table is
-  // shared by the graph; a quantized one is also repacked as lm_head's MatMulNBits (4-8x faster
-  // than a float lm_head over a large vocabulary, for a second, smaller copy).
+  // shared by the graph; a quantized one is gathered as blocks and also repacked as lm_head's
+  // MatMulNBits (4-8x faster than a float lm_head over a large vocabulary, for a second copy of
+  // the same small size).
   const tied = !parsed.tensorInfos.some((t) => t.name === 'output.weight');
   const shape: LlamaShape = {
     ...shapeOf(metadata, arch, Number(embedding.shape[1])),

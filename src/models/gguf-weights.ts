@@ -1,5 +1,6 @@
 // A GGUF file's tensors as the weights the Llama graph writer takes, one layer at a time:
-// Q4_0 and Q8_0 blocks repacked bit for bit into MatMulNBits (block 32, zero point 8 / 128),
+// Q4_0 and Q8_0 blocks repacked bit for bit into MatMulNBits (block 32, zero point 8 / 128; the
+// token embedding's rows likewise, for GatherBlockQuantized),
 // float tensors kept float (the graph quantizes them if asked), K-quants decoded and requantized
 // to int4 (Q4_K) or int8 (Q5_K, Q6_K) blocks of 32; llama's permuted q/k rows put back in HF order.
 import { closeSync, openSync, readSync } from 'node:fs';
@@ -148,7 +149,10 @@ export class GgufWeights implements GraphWeightSource {
     return floats;
   }
 
-  embedTokens(): Float32Array {
+  /** Q4_0 and Q8_0 rows stay blocks (gathered and dequantized in the graph); other types become floats. */
+  embedTokens(): Float32Array | QuantizedMatrix {
+    const { dtype } = this.info('token_embd.weight');
+    if (treatmentOf(dtype) === 'repacked') return this.linear('token_embd.weight') as QuantizedMatrix;
     return this.floats('token_embd.weight');
   }
 

@@ -2,14 +2,17 @@
 // tokenizer, chat template, special tokens), both ONNX layouts, and the files it refuses, by name.
 import { readFile, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { gguf } from '@huggingface/gguf';
 import { Command } from 'commander';
+import ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { modelsCommand } from '../../src/cli/models-command.js';
 import { generate, loadModel, unloadAllModels } from '../../src/engine/index.js';
 import { GgufImportError } from '../../src/models/errors.js';
 import { importGgufFile } from '../../src/models/gguf-import.js';
 import { readManifest } from '../../src/models/index.js';
-import { readOnnxModel } from '../../src/models/onnx-model-file.js';
+import { GgufWeights } from '../../src/models/gguf-weights.js';
+import { onnx, readOnnxModel } from '../../src/models/onnx-model-file.js';
 import { INST_TEMPLATE, byteLevelVocab } from '../../tools/model-builder/gguf-vocab.js';
 import { writeGgufModel } from '../../tools/model-builder/gguf-writer.js';
 import { presetShape } from '../../tools/model-builder/presets.js';
@@ -114,6 +117,50 @@ describe('the package', () => {
     expect(bitsOf(/^model\.layers\.0\.self_attn\.[qkv]_proj\./)).toEqual([4, 4, 8]);
     const asBefore = await files.imported(options, { layout: 'optimum', accuracyLevel: 0 });
     expect(await accuracyLevels(asBefore, 'onnx/model.onnx')).toMatchObject({ levels: [0], attention: 0 });
+  });
+
+  it.each(['Q4_0', 'Q8_0'] as const)('gathers the %s embedding rows as blocks, equal to the GGUF rows dequantized', async (fileType) => {
+    const options = { architecture: 'qwen2', fileType, tokenizer: 'bpe-qwen2' } as const;
+    const dir = await files.imported(options);
+    const { model, tensorBytes } = await readOnnxModel(path.join(dir, 'model.onnx'));
+    const graph = model.graph!;
+    const gather = graph.node!.find((n) => n.opType === 'GatherBlockQuantized')!;
+    expect(gather.input![1]).toBe('input_ids');
+    expect(graph.node!.some((n) => n.opType === 'Gather' && n.input![1] === 'input_ids')).toBe(false);
+    const { vocabSize, hiddenSize } = presetShape('tiny');
+    const bits = fileType === 'Q4_0' ? 4 : 8;
+    const initializer = (name: string) => graph.initializer!.find((t) => t.name === name)!;
+    const [table, scales] = [initializer(gather.input![0]!), initializer(gather.input![2]!)];
+    expect(table.dims!.map(Number)).toEqual([vocabSize, (hiddenSize * bits) / 8]);
+    // Every row, gathered by onnxruntime from the package's own initializers, against ggml's dequantization.
+    const { DataType } = onnx.TensorProto;
+    const lookup = onnx.ModelProto.encode({
+      irVersion: 8,
+      opsetImport: [{ domain: '', version: 17 }, { domain: 'com.microsoft', version: 1 }],
+      graph: {
+        name: 'embedding',
+        node: [{ ...gather, input: ['table', 'ids', 'scales'], output: ['rows'] }],
+        initializer: [
+          { name: 'table', dataType: DataType.UINT8, dims: table.dims, rawData: await tensorBytes(table) },
+          { name: 'scales', dataType: DataType.FLOAT, dims: scales.dims, rawData: await tensorBytes(scales) },
+        ],
+        input: [{ name: 'ids', type: { tensorType: { elemType: DataType.INT64, shape: { dim: [{ dimValue: vocabSize }] } } } }],
+        output: [{ name: 'rows', type: { tensorType: { elemType: DataType.FLOAT } } }],
+      },
+    }).finish();
+    const session = await ort.InferenceSession.create(lookup);
+    const ids = BigInt64Array.from({ length: vocabSize }, (_, i) => BigInt(i));
+    const { rows } = await session.run({ ids: new ort.Tensor('int64', ids, [vocabSize]) });
+    await session.release();
+    const file = await files.gguf(options);
+    const { tensorInfos, tensorDataOffset } = await gguf(file, { allowLocalFile: true });
+    const weights = new GgufWeights(presetShape('tiny'), { file, tensors: tensorInfos, dataOffset: tensorDataOffset }, false);
+    try {
+      expect(rows!.dims).toEqual([vocabSize, hiddenSize]);
+      expect(rows!.data).toEqual(weights.floats('token_embd.weight'));
+    } finally {
+      weights.close();
+    }
   });
 
   it('keeps float tensors float, or quantizes them on request (--precision)', async () => {

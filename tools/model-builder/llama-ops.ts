@@ -60,7 +60,8 @@ export interface GraphLayerWeights {
 /** What the graph reads, one piece at a time; LlamaWeightSource (seeded weights) is one. */
 export interface GraphWeightSource {
   shape: LlamaShape;
-  embedTokens(): Float32Array;
+  /** Row-major [vocab, hidden] floats, or rows already quantized (k = hidden, n = vocab: GGUF's Q4_0/Q8_0 blocks). */
+  embedTokens(): Float32Array | QuantizedMatrix;
   layer(index: number): GraphLayerWeights;
   finalNorm(): Float32Array;
   lmHead(): LinearWeight;
@@ -195,10 +196,11 @@ export class LlamaGraph {
     const { hiddenSize, vocabSize } = this.shape;
     const quantizeHead = this.options.quantizeLmHead ?? true;
     // Tied and fp32: lm_head multiplies by the embedding table transposed, one copy of the weights in the file.
-    const logits =
-      this.shape.tieWordEmbeddings && (this.bits === undefined || !quantizeHead)
-        ? g.op1('MatMul', [normed, g.op1('Transpose', [this.embedTable!], { attrs: [attrInts('perm', [1, 0])] })])
-        : this.linear(normed, 'lm_head', this.weights.lmHead(), hiddenSize, vocabSize, undefined, quantizeHead);
+    const sharedTable = this.shape.tieWordEmbeddings && (this.bits === undefined || !quantizeHead);
+    if (sharedTable && this.embedTable === undefined) throw new LlamaGraphError('a tied fp32 lm_head needs a float embedding table');
+    const logits = sharedTable
+      ? g.op1('MatMul', [normed, g.op1('Transpose', [this.embedTable!], { attrs: [attrInts('perm', [1, 0])] })])
+      : this.linear(normed, 'lm_head', this.weights.lmHead(), hiddenSize, vocabSize, undefined, quantizeHead);
     const float16 = this.options.io?.logitsType === 'float16';
     const typed = float16 ? g.op1('Cast', [logits], { attrs: [attrInt('to', DataType.FLOAT16)] }) : logits;
     g.op1('Identity', [typed], { output: 'logits' });
@@ -207,12 +209,30 @@ export class LlamaGraph {
     );
   }
 
+  /** The float embedding table's initializer, which a tied fp32 lm_head reads transposed. */
   private embedTable: string | undefined;
 
   embed(): string {
+    const g = this.g;
     const { vocabSize, hiddenSize } = this.shape;
-    this.embedTable = this.g.weight('model.embed_tokens.weight', [vocabSize, hiddenSize], this.weights.embedTokens());
-    return this.g.op1('Gather', [this.embedTable, 'input_ids'], { attrs: [attrInt('axis', 0)] });
+    const table = this.weights.embedTokens();
+    if (table instanceof Float32Array) {
+      this.embedTable = g.weight('model.embed_tokens.weight', [vocabSize, hiddenSize], table);
+      return g.op1('Gather', [this.embedTable, 'input_ids'], { attrs: [attrInt('axis', 0)] });
+    }
+    // Quantized rows (GGUF's Q4_0/Q8_0 blocks as they come) are gathered and dequantized row by row:
+    // the same floats as a dequantized table, in about a sixth (4 bits) or under a third (8 bits) of
+    // its bytes, scales included.
+    if (table.k !== hiddenSize || table.n !== vocabSize || table.blockSize !== QUANT_BLOCK_SIZE) {
+      throw new LlamaGraphError(`embedding table is [${table.n}, ${table.k}] block ${table.blockSize}, the graph needs [${vocabSize}, ${hiddenSize}] block ${QUANT_BLOCK_SIZE}`);
+    }
+    const name = 'model.embed_tokens';
+    const data = g.initializer(`${name}.weight_Q${table.bits}`, DataType.UINT8, [vocabSize, (hiddenSize * table.bits) / 8], table.data);
+    const scales = g.initializer(`${name}.weight_scales`, DataType.FLOAT, [vocabSize, hiddenSize / QUANT_BLOCK_SIZE], table.scales);
+    return g.op1('GatherBlockQuantized', [data, 'input_ids', scales], {
+      domain: 'com.microsoft',
+      attrs: [attrInt('gather_axis', 0), attrInt('quantize_axis', 1), attrInt('block_size', QUANT_BLOCK_SIZE), attrInt('bits', table.bits)],
+    });
   }
 
   get idsType(): typeof DataType.INT64 | typeof DataType.INT32 {
