@@ -5,7 +5,7 @@
 // to int4 (Q4_K) or int8 (Q5_K, Q6_K) blocks of 32; llama's permuted q/k rows put back in HF order.
 import { closeSync, openSync, readSync } from 'node:fs';
 import type { GGUFTensorInfo } from '@huggingface/gguf';
-import type { GraphLayerWeights, GraphWeightSource, LinearWeight } from '../../tools/model-builder/llama-graph.js';
+import type { GraphLayerWeights, GraphWeightSource, LinearWeight } from '../../tools/model-builder/llama-ops.js';
 import { QUANT_BLOCK_SIZE, type QuantizedMatrix, quantizeMatrix } from '../../tools/model-builder/quantize.js';
 import type { LlamaShape } from '../../tools/model-builder/weights.js';
 import { GgufImportError } from './errors.js';

@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { readFile, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { ExportIoVariant, ModelLayout, ModelPrecision } from '../../tools/model-builder/llama-graph.js';
+import type { ExportIoVariant, ModelLayout, ModelPrecision } from '../../tools/model-builder/llama-ops.js';
 import { PackageExistsError, buildModelPackage } from '../../tools/model-builder/package-writer.js';
 import { presetShape } from '../../tools/model-builder/presets.js';
 

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDecoderState } from '../../src/engine/decoder-state.js';
 import { generate, loadModel, unloadAllModels, type LoadedModel } from '../../src/engine/index.js';
 import { argmax } from '../../src/engine/sampler.js';
-import type { ExportIoVariant, ModelLayout } from '../../tools/model-builder/llama-graph.js';
+import type { ExportIoVariant, ModelLayout } from '../../tools/model-builder/llama-ops.js';
 import { presetShape } from '../../tools/model-builder/presets.js';
 import { makeSeededWeights } from '../../tools/model-builder/weights.js';
 import { referenceGreedy } from '../helpers/reference-llama.js';

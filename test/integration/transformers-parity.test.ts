@@ -4,7 +4,7 @@ import path from 'node:path';
 import { AutoModelForCausalLM, AutoTokenizer, type PreTrainedModel, type PreTrainedTokenizer, Tensor, env } from '@huggingface/transformers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LoadedModel, generate, loadModel, unloadAllModels } from '../../src/engine/index.js';
-import type { ModelPrecision } from '../../tools/model-builder/llama-graph.js';
+import type { ModelPrecision } from '../../tools/model-builder/llama-ops.js';
 import { ensureTestModel } from '../helpers/test-models.js';
 
 const NEW_TOKENS = 24;

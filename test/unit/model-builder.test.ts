@@ -6,7 +6,7 @@ import ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readManifest } from '../../src/models/manifest.js';
 import { verifyModelFolder } from '../../src/models/verify.js';
-import type { ModelLayout, ModelPrecision } from '../../tools/model-builder/llama-graph.js';
+import type { ModelLayout, ModelPrecision } from '../../tools/model-builder/llama-ops.js';
 import { DataType, type TensorProto, nodeProto, onnx, tensorProto, valueInfo, attrInt } from '../../tools/model-builder/onnx-writer.js';
 import { PackageExistsError, buildModelPackage } from '../../tools/model-builder/package-writer.js';
 import { PRESETS, presetShape } from '../../tools/model-builder/presets.js';

@@ -3,7 +3,7 @@
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { ModelLayout, ModelPrecision } from '../../tools/model-builder/llama-graph.js';
+import type { ModelLayout, ModelPrecision } from '../../tools/model-builder/llama-ops.js';
 import { onnxFileOf } from '../../tools/model-builder/package-writer.js';
 import { presetShape } from '../../tools/model-builder/presets.js';
 import { dequantize, quantizeMatrix } from '../../tools/model-builder/quantize.js';

@@ -21,10 +21,10 @@ export {
   LlamaGraphError,
   type ModelLayout,
   type ModelPrecision,
-  buildLlamaGraph,
   rotaryTables,
   validateShape,
-} from './llama-graph.js';
+} from './llama-ops.js';
+export { buildLlamaGraph } from './llama-graph.js';
 export { type QuantBits, QUANT_BLOCK_SIZE, type QuantizedMatrix, QuantizeError, blobSize, dequantize, quantizeMatrix } from './quantize.js';
 export { ExternalDataWriter, writeModel } from './onnx-writer.js';
 export {

@@ -5,19 +5,6 @@ import { LlamaGraph, type LlamaGraphOptions, type GraphWeightSource, validateSha
 import type { ExternalDataWriter, GraphProto } from './onnx-writer.js';
 import { buildOptimum } from './optimum-graph.js';
 
-export {
-  type ExportIoVariant,
-  type GraphLayerWeights,
-  type GraphWeightSource,
-  type LinearWeight,
-  type LlamaGraphOptions,
-  type ModelLayout,
-  type ModelPrecision,
-  LlamaGraphError,
-  rotaryTables,
-  validateShape,
-} from './llama-ops.js';
-
 /**
  * Builds the decoder graph, streaming every large initializer to `external` as it goes (one layer of
  * weights in memory at a time).
