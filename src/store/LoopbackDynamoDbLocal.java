@@ -1,7 +1,8 @@
 // Starts DynamoDB Local listening on 127.0.0.1 only. Its command line has no bind address (its
 // Jetty server is made with a port alone, which listens on every interface), so this launcher,
 // run by `java` in source-file mode beside DynamoDBLocal.jar, builds the server from the same
-// arguments, sets the host of its Jetty connectors to the loopback address, then starts it.
+// arguments, sets the host of its Jetty connectors to the loopback address, then starts it and
+// says so on stdout.
 import java.lang.reflect.Field;
 import org.eclipse.jetty.server.Connector;
 import org.eclipse.jetty.server.Server;
@@ -19,5 +20,10 @@ public class LoopbackDynamoDbLocal {
       ((ServerConnector) connector).setHost("127.0.0.1");
     }
     proxy.start();
+    // The parent counts DynamoDB Local as started only on this line, printed once the port is
+    // bound: an HTTP answer on the port alone could come from whoever took the port before java.
+    int port = ((ServerConnector) server.getConnectors()[0]).getLocalPort();
+    System.out.println("aigw: DynamoDB Local is listening on 127.0.0.1:" + port);
+    System.out.flush();
   }
 }

@@ -91,8 +91,7 @@ export async function checkJava(env: NodeJS.ProcessEnv = process.env): Promise<n
 /**
  * Listens on `port` (0: any) on all interfaces and releases it: a port some other process holds on
  * any address is refused, though DynamoDB Local itself binds 127.0.0.1 only.
- * Probing first matters: java binds late, and until it fails the readiness probe would happily
- * talk to whoever already holds the port.
+ * Probing first names the clash at once, where java would fail to bind only after its start-up.
  */
 async function probePort(port: number): Promise<number> {
   return new Promise((resolvePort, reject) => {
@@ -185,6 +184,8 @@ function packageSpawn(env: NodeJS.ProcessEnv): PackageSpawn {
 }
 
 const OUTPUT_TAIL_CHARS = 2_000;
+/** What LoopbackDynamoDbLocal.java prints, followed by the port and a newline, once it is bound. */
+const LISTENING_LINE = 'aigw: DynamoDB Local is listening on 127.0.0.1:';
 const READY_TIMEOUT_MS = 60_000;
 const STOP_GRACE_MS = 10_000;
 const START_ATTEMPTS = 3;
@@ -201,8 +202,10 @@ async function launch(
 ): Promise<Started> {
   const child = spawnLocal({ path: dataDir ?? null, port, stdio: 'pipe' });
   let output = '';
+  let listening = false;
   const keepTail = (chunk: Buffer): void => {
     output = (output + chunk.toString()).slice(-OUTPUT_TAIL_CHARS);
+    listening ||= output.includes(`${LISTENING_LINE}${port}\n`);
   };
   child.stdout?.on('data', keepTail);
   child.stderr?.on('data', keepTail);
@@ -234,7 +237,10 @@ async function launch(
   const ready = (async () => {
     while (!hasExited) {
       try {
-        // Any HTTP answer (DynamoDB Local returns 400 to a bare GET) means it is serving.
+        // Only once our java holds the port (the launcher's line) is an HTTP answer its own:
+        // before, another process that took the port after the probe could answer (the SDK then
+        // fails the table setup with UnknownError). DynamoDB Local returns 400 to a bare GET.
+        if (!listening) throw new Error('not bound yet');
         await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(1_000) });
         return;
       } catch {
@@ -290,7 +296,7 @@ function guardAgainstOrphan(child: ChildProcess): () => void {
 
 /**
  * Starts DynamoDB Local on 127.0.0.1 (through LoopbackDynamoDbLocal.java) and resolves once it
- * answers HTTP. Its credentials are secret too: without `-sharedDb` it keeps one database per
+ * says it holds the port and answers HTTP there. Its credentials are secret too: without `-sharedDb` it keeps one database per
  * access key id and region, so another local user reaching the port sees an empty database.
  */
 export async function startDynamoDbLocal(options: DynamoDbLocalOptions = {}): Promise<DynamoDbLocal> {

@@ -1,7 +1,9 @@
 import { ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -162,6 +164,35 @@ describe('startDynamoDbLocal', () => {
     } finally {
       await holder.stop();
     }
+  });
+});
+
+describe('startDynamoDbLocal counts only its own java as started', () => {
+  // The race behind a rare CI failure (`could not set up table aigw ...: UnknownError`): the probe
+  // releases the port, another process takes it and answers HTTP, and java then fails to bind.
+  // Here a fake java plays both parts: it answers on the port without ever saying it bound it,
+  // then exits as java does when the port is taken.
+  it('an HTTP answer on the port is not enough: the start fails when java exits', async () => {
+    const bin = await tempDir();
+    const imposter = [
+      "const port = Number(process.argv[process.argv.indexOf('-port') + 1]);",
+      "const server = require('node:http').createServer((req, res) => res.writeHead(400).end('{}'));",
+      "server.listen(port, '127.0.0.1', () => console.log('Initializing DynamoDB Local'));",
+      "setTimeout(() => { console.error('java.net.BindException: Address already in use'); process.exit(1); }, 1500);",
+    ].join('\n');
+    await writeFile(join(bin, 'imposter.cjs'), imposter);
+    await writeFile(
+      join(bin, 'java'),
+      `#!/bin/sh\ncase " $* " in *" -version "*) echo 'openjdk version "17.0.15" 2025-04-15' >&2; exit 0;; esac\nexec "${process.execPath}" "${join(bin, 'imposter.cjs')}" "$@"\n`,
+    );
+    await chmod(join(bin, 'java'), 0o755);
+    const free = createServer().listen(0, '127.0.0.1');
+    await once(free, 'listening');
+    const { port } = free.address() as AddressInfo;
+    await new Promise((closed) => free.close(closed));
+    const start = startDynamoDbLocal({ port, env: { PATH: bin } });
+    await expect(start).rejects.toBeInstanceOf(DynamoDbLocalStartError);
+    await expect(start).rejects.toThrow(/exited during start.*Address already in use/s);
   });
 });
 
