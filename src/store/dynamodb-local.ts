@@ -202,13 +202,17 @@ async function launch(
 ): Promise<Started> {
   const child = spawnLocal({ path: dataDir ?? null, port, stdio: 'pipe' });
   let output = '';
-  let listening = false;
   const keepTail = (chunk: Buffer): void => {
     output = (output + chunk.toString()).slice(-OUTPUT_TAIL_CHARS);
-    listening ||= output.includes(`${LISTENING_LINE}${port}\n`);
   };
   child.stdout?.on('data', keepTail);
   child.stderr?.on('data', keepTail);
+  let stdout = '';
+  let listening = false;
+  child.stdout?.on('data', (chunk: Buffer) => {
+    stdout = (stdout + chunk.toString()).slice(-OUTPUT_TAIL_CHARS);
+    listening ||= stdout.includes(`${LISTENING_LINE}${port}\n`);
+  });
 
   let hasExited = false;
   const exited = new Promise<void>((resolveExit) => {
@@ -236,21 +240,23 @@ async function launch(
   const deadline = Date.now() + READY_TIMEOUT_MS;
   const ready = (async () => {
     while (!hasExited) {
-      try {
-        // Only once our java holds the port (the launcher's line) is an HTTP answer its own:
-        // before, another process that took the port after the probe could answer (the SDK then
-        // fails the table setup with UnknownError). DynamoDB Local returns 400 to a bare GET.
-        if (!listening) throw new Error('not bound yet');
-        await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(1_000) });
-        return;
-      } catch {
-        if (Date.now() > deadline) {
-          throw new DynamoDbLocalStartError(
-            `DynamoDB Local did not answer on port ${port} within ${READY_TIMEOUT_MS / 1000} s`,
-          );
+      // Only once our java holds the port (the launcher's line) is an HTTP answer its own:
+      // before, another process that took the port after the probe could answer (the SDK then
+      // fails the table setup with UnknownError). DynamoDB Local returns 400 to a bare GET.
+      if (listening) {
+        try {
+          await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(1_000) });
+          return;
+        } catch {
+          // Bound but not serving yet.
         }
-        await delay(100);
       }
+      if (Date.now() > deadline) {
+        throw new DynamoDbLocalStartError(
+          `DynamoDB Local did not answer on port ${port} within ${READY_TIMEOUT_MS / 1000} s`,
+        );
+      }
+      await delay(100);
     }
   })();
 
@@ -296,8 +302,9 @@ function guardAgainstOrphan(child: ChildProcess): () => void {
 
 /**
  * Starts DynamoDB Local on 127.0.0.1 (through LoopbackDynamoDbLocal.java) and resolves once it
- * says it holds the port and answers HTTP there. Its credentials are secret too: without `-sharedDb` it keeps one database per
- * access key id and region, so another local user reaching the port sees an empty database.
+ * says it holds the port and answers HTTP there. Its credentials are secret too: without
+ * `-sharedDb` it keeps one database per access key id and region, so another local user
+ * reaching the port sees an empty database.
  */
 export async function startDynamoDbLocal(options: DynamoDbLocalOptions = {}): Promise<DynamoDbLocal> {
   const env = options.env ?? process.env;
