@@ -1,10 +1,10 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import { describe, expect, it } from 'vitest';
 import { DeployConfigError, deployConfigFrom, loadDeployConfig, parseDeployConfig } from '../../infra/deploy-config.js';
 import { GATEWAY_ENV, readModelFunctionUrls } from '../../infra/function-env.js';
+import { scratchDir } from '../helpers/scratch-dir.js';
 
 describe('deploy config', () => {
   it('defaults every key when aigw.toml has no [deploy] section', () => {
@@ -186,7 +186,7 @@ output_usd_per_million_tokens = 1.5
   });
 
   it('loads defaults when the file is missing, and the file when it exists', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'aigw-deploy-config-'));
+    const dir = scratchDir('aigw-deploy-config-');
     expect(loadDeployConfig(join(dir, 'missing.toml')).regions).toEqual(['us-east-1']);
     const path = join(dir, 'aigw.toml');
     writeFileSync(path, '[deploy]\nregions = ["ap-southeast-2"]\n');
@@ -211,7 +211,7 @@ describe('model function URLs in the gateway environment', () => {
 
 describe('guardrail word lists', () => {
   it('travel in the gateway function bundle: AIGW_CONFIG names the bundled copy, inline terms stay', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'aigw-words-'));
+    const dir = scratchDir('aigw-words-');
     const file = join(dir, 'words.txt');
     writeFileSync(file, '# comment\nfirst term\n\nsecond\n');
     const config = parseDeployConfig(
@@ -230,12 +230,12 @@ describe('guardrail word lists', () => {
     expect(() => parseDeployConfig('[guardrails.rules.words]\nwords = "/nonexistent/words.txt"\n')).toThrow(
       /guardrails\.rules\.words\.words: cannot read \/nonexistent\/words\.txt/,
     );
-    const dir = mkdtempSync(join(tmpdir(), 'aigw-words-'));
+    const dir = scratchDir('aigw-words-');
     expect(() => parseDeployConfig(`[guardrails.rules.words]\nwords = ${JSON.stringify(dir)}\n`)).toThrow(/cannot read/);
   });
 
   it('refuse two listed rules whose names differ only in case (their bundled files would collide on some disks)', () => {
-    const file = join(mkdtempSync(join(tmpdir(), 'aigw-words-')), 'words.txt');
+    const file = join(scratchDir('aigw-words-'), 'words.txt');
     writeFileSync(file, 'term\n');
     const toml = `[guardrails.rules.Words]\nwords = ${JSON.stringify(file)}\n[guardrails.rules.words]\nwords = ${JSON.stringify(file)}\n`;
     expect(() => parseDeployConfig(toml)).toThrow(/differ only in case/);

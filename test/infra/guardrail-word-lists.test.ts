@@ -1,13 +1,13 @@
 // A guardrail word list of 10,000 terms (the seed's custom lexicon) deployed: it ships in the
 // gateway function's code bundle, AIGW_CONFIG only names it, and an edited list is a new asset.
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseDeployConfig } from '../../infra/deploy-config.js';
 import { GATEWAY_CONFIG_ENV } from '../../src/adapters/gateway-function-config.js';
 import { parseWordList } from '../../src/guardrails/guardrail-policy.js';
 import { fixtureEntries, functionProperties, synthAigw, type SynthesizedApp } from './synth-app.js';
+import { scratchDir } from '../helpers/scratch-dir.js';
 
 const TERMS = Array.from({ length: 10_000 }, (_, i) => `sensitive-term-${String(i).padStart(5, '0')}`);
 
@@ -17,7 +17,7 @@ const LAMBDA_ENVIRONMENT_LIMIT_BYTES = 4096;
 /** Synthesizes the app from an aigw.toml whose `lexicon` rule reads the given list. */
 function synthWithList(terms: readonly string[]): SynthesizedApp {
   // A folder with a space and a quote: the copy into the bundle goes through a shell.
-  const dir = mkdtempSync(join(tmpdir(), "aigw lexicon's-"));
+  const dir = scratchDir("aigw lexicon's-");
   const file = join(dir, 'lexicon.txt');
   writeFileSync(file, `# the custom lexicon\n${terms.join('\n')}\n`);
   const toml = [

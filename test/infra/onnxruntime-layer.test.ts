@@ -1,6 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import onnxProto from 'onnx-proto';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -10,6 +9,7 @@ import {
   type LayerArchitecture,
   type LayerBuildResult,
 } from '../../layers/build-onnxruntime-layer.js';
+import { scratchDir } from '../helpers/scratch-dir.js';
 
 function listFiles(root: string): string[] {
   const out: string[] = [];
@@ -29,7 +29,7 @@ const builds = new Map<LayerArchitecture, LayerBuildResult>();
 
 beforeAll(() => {
   // Temporary folders: the layer must work without the repository's node_modules above it.
-  const root = mkdtempSync(join(tmpdir(), 'aigw-layer-'));
+  const root = scratchDir('aigw-layer-');
   for (const architecture of architectures) {
     builds.set(architecture, buildOnnxruntimeLayer({ architecture, outDir: join(root, architecture) }));
   }
@@ -94,7 +94,7 @@ describe('the layer of this machine architecture', () => {
 
   it.runIf(process.platform === 'linux' && hostArchitecture)('runs a model the way Lambda loads it (NODE_PATH=/opt/nodejs/node_modules)', () => {
     const layerModules = join(builds.get(hostArchitecture!)!.outDir, 'nodejs', 'node_modules');
-    const work = mkdtempSync(join(tmpdir(), 'aigw-layer-task-'));
+    const work = scratchDir('aigw-layer-task-');
     writeFileSync(join(work, 'add.onnx'), addModel());
     writeFileSync(
       join(work, 'index.cjs'),

@@ -1,11 +1,11 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { INLINE_CODE_LIMIT_BYTES, originSelectorSource } from '../../infra/edge-origin-selector.js';
 import { ORIGIN_SECRET_HEADER } from '../../infra/origin-protection.js';
 import { distanceKm, nearestRegion, nearestRegionTable, REGION_LOCATIONS } from '../../infra/regions.js';
+import { scratchDir } from '../helpers/scratch-dir.js';
 
 describe('nearest region', () => {
   it('measures great-circle distances', () => {
@@ -72,7 +72,7 @@ function originRequestEvent(domainName: string) {
 type Handler = (event: ReturnType<typeof originRequestEvent>) => Promise<ReturnType<typeof originRequestEvent>['Records'][0]['cf']['request']>;
 
 function loadHandler(source: string): Handler {
-  const dir = mkdtempSync(join(tmpdir(), 'aigw-origin-selector-'));
+  const dir = scratchDir('aigw-origin-selector-');
   const file = join(dir, 'index.cjs');
   writeFileSync(file, source);
   return (createRequire(import.meta.url)(file) as { handler: Handler }).handler;

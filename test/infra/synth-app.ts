@@ -3,14 +3,14 @@
 import { App, Stack, type CfnElement } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildAigwApp, type AigwStacks } from '../../infra/aigw-app.js';
 import { deployConfigFrom, type DeployConfig, type DeployContext } from '../../infra/deploy-config.js';
 import type { FunctionEntries } from '../../infra/regional-stack.js';
 import { addRulePacks } from '../../infra/rule-packs.js';
+import { scratchDir } from '../helpers/scratch-dir.js';
 
 export const repositoryRoot = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 
@@ -49,7 +49,7 @@ export function synthAigw(
 ): SynthesizedApp {
   const context = (JSON.parse(readFileSync(join(repositoryRoot, 'cdk.json'), 'utf8')) as { context: Record<string, unknown> })
     .context;
-  const outdir = mkdtempSync(join(tmpdir(), 'aigw-cdk-'));
+  const outdir = scratchDir('aigw-cdk-');
   const app = new App({ outdir, context });
   // Test configs have no custom domain; require_tls12's refusal is tested on its own.
   const config = deployConfigFrom({ require_tls12: false, ...(rawDeploy as object | undefined) }, deployContext);

@@ -2,8 +2,7 @@
 // `guardrails/<rule>.txt`, the file sits under the function's code root (LAMBDA_TASK_ROOT, here a
 // temporary folder that is not the working directory), and a missing file fails the cold start.
 import '../helpers/awslambda-shim.js';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { functionUrlEvent, invokeStreaming } from '../helpers/awslambda-shim.js';
@@ -13,6 +12,7 @@ import { createTestStore } from '../setup/store.js';
 import { ORIGIN_SECRET_HEADER } from '../../infra/origin-protection.js';
 import type { LambdaFunctionURLEvent, StreamingLambdaHandler } from '../../src/adapters/lambda-streaming.js';
 import { createApiKey } from '../../src/admission/index.js';
+import { scratchDir } from '../helpers/scratch-dir.js';
 
 const SECRET = 'origin-secret-0123456789abcdef0123';
 const TERMS = Array.from({ length: 10_000 }, (_, i) => `sensitive-term-${String(i).padStart(5, '0')}`);
@@ -23,7 +23,7 @@ let verifier: VerifiedGateway;
 let apiKey: string;
 
 beforeAll(async () => {
-  const taskRoot = mkdtempSync(join(tmpdir(), 'aigw-task-root-'));
+  const taskRoot = scratchDir('aigw-task-root-');
   mkdirSync(join(taskRoot, 'guardrails'));
   writeFileSync(join(taskRoot, 'guardrails', 'lexicon.txt'), `# the custom lexicon\n${TERMS.join('\n')}\n`);
   const store = await createTestStore('lambda-word-lists');
@@ -78,7 +78,7 @@ describe('the gateway function with a bundled word list', () => {
   });
 
   it('fails the cold start, naming the rule and the path, when the list is missing from the code root', async () => {
-    const emptyRoot = mkdtempSync(join(tmpdir(), 'aigw-task-root-empty-'));
+    const emptyRoot = scratchDir('aigw-task-root-empty-');
     const previous = process.env.LAMBDA_TASK_ROOT;
     process.env.LAMBDA_TASK_ROOT = emptyRoot;
     vi.resetModules();
