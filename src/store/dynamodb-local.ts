@@ -205,11 +205,12 @@ async function launch(
   const keepTail = (chunk: Buffer): void => {
     output = (output + chunk.toString()).slice(-OUTPUT_TAIL_CHARS);
   };
-  child.stdout?.on('data', keepTail);
   child.stderr?.on('data', keepTail);
+  // The launcher's line is looked for in stdout alone, where no stderr chunk can split it.
   let stdout = '';
   let listening = false;
   child.stdout?.on('data', (chunk: Buffer) => {
+    keepTail(chunk);
     stdout = (stdout + chunk.toString()).slice(-OUTPUT_TAIL_CHARS);
     listening ||= stdout.includes(`${LISTENING_LINE}${port}\n`);
   });

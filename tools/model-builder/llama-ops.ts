@@ -133,9 +133,7 @@ export class LlamaGraph {
 
   private matMulNBits(x: string, name: string, q: QuantizedMatrix, k: number, n: number): string {
     const g = this.g;
-    if (q.k !== k || q.n !== n || q.blockSize !== QUANT_BLOCK_SIZE) {
-      throw new LlamaGraphError(`${name}: quantized weight is [${q.k}, ${q.n}] block ${q.blockSize}, the graph needs [${k}, ${n}] block ${QUANT_BLOCK_SIZE}`);
-    }
+    checkQuantizedShape(name, q, k, n);
     const blocks = k / QUANT_BLOCK_SIZE;
     const b = g.initializer(`${name}.weight_Q${q.bits}`, DataType.UINT8, [n, blocks, q.data.length / (n * blocks)], q.data);
     const scales = g.initializer(`${name}.weight_scales`, DataType.FLOAT, [n * blocks], q.scales);
@@ -223,10 +221,8 @@ export class LlamaGraph {
     // Quantized rows (GGUF's Q4_0/Q8_0 blocks as they come) are gathered and dequantized row by row:
     // the same floats as a dequantized table, in about a sixth (4 bits) or under a third (8 bits) of
     // its bytes, scales included.
-    if (table.k !== hiddenSize || table.n !== vocabSize || table.blockSize !== QUANT_BLOCK_SIZE) {
-      throw new LlamaGraphError(`embedding table is [${table.n}, ${table.k}] block ${table.blockSize}, the graph needs [${vocabSize}, ${hiddenSize}] block ${QUANT_BLOCK_SIZE}`);
-    }
     const name = 'model.embed_tokens';
+    checkQuantizedShape(name, table, hiddenSize, vocabSize);
     const data = g.initializer(`${name}.weight_Q${table.bits}`, DataType.UINT8, [vocabSize, (hiddenSize * table.bits) / 8], table.data);
     const scales = g.initializer(`${name}.weight_scales`, DataType.FLOAT, [vocabSize, hiddenSize / QUANT_BLOCK_SIZE], table.scales);
     return g.op1('GatherBlockQuantized', [data, 'input_ids', scales], {
@@ -253,6 +249,13 @@ export class LlamaGraph {
         );
       }
     }
+  }
+}
+
+/** Quantized weights as the graph takes them: k inputs, n outputs (rows), blocks of QUANT_BLOCK_SIZE. */
+function checkQuantizedShape(name: string, q: QuantizedMatrix, k: number, n: number): void {
+  if (q.k !== k || q.n !== n || q.blockSize !== QUANT_BLOCK_SIZE) {
+    throw new LlamaGraphError(`${name}: quantized weight is [${q.k}, ${q.n}] block ${q.blockSize}, the graph needs [${k}, ${n}] block ${QUANT_BLOCK_SIZE}`);
   }
 }
 
